@@ -1,0 +1,344 @@
+"""Reading, writing and resampling audio files outside the TensorFlow graph.
+
+WAV files on the training path are decoded in-graph by `tf.audio.decode_wav`
+(see `fuss.py`); this module serves everything else: other formats (FLAC, OGG,
+MP3), other WAV encodings, resampling, evaluation and the synthetic data maker.
+
+Backend: `tensorflow-io` when it is installed and works (it only does with the
+TF 2.16 stack), else `soundfile` + `soxr`. The choice is made once per process,
+logged, and can be forced with the environment variable
+`MIXIT_AUDIO_BACKEND=tfio|soundfile` (`auto`, the default, prefers tfio). Forcing
+`tfio` when it does not work raises instead of silently falling back.
+
+Every file goes through `tf.io.gfile`, so paths may be on gs://. Every failure
+raises an error naming the file: `FileNotFoundError` when it does not exist,
+`AudioDecodeError` (a `ValueError`) when it is empty, corrupt, truncated, in an
+unsupported format, or holds NaN/inf samples.
+
+Sample scaling: 16-bit PCM reads as `int16 / 32768` (as `tf.audio.decode_wav`
+does), and `write_wav` quantises with `round(x * 32768)`, so a float waveform
+written and read back changes by at most half a quantisation step.
+"""
+import io
+import os
+import struct
+import threading
+from typing import Optional, Tuple
+
+from absl import logging
+import numpy as np
+import soundfile
+import tensorflow as tf
+
+BACKEND_ENV = 'MIXIT_AUDIO_BACKEND'
+BACKENDS = ('tfio', 'soundfile')
+
+_PCM16_SCALE = 32768.0
+_lock = threading.Lock()
+_backend: Optional[str] = None
+
+
+class AudioDecodeError(ValueError):
+  """An audio file exists but cannot be turned into a finite waveform."""
+
+
+# --------------------------------------------------------------------------
+# Backend selection.
+
+
+def _tfio_failure_reason() -> Optional[str]:
+  """None when tensorflow-io decodes and resamples here, else why not."""
+  try:
+    import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+  except Exception as e:  # pylint: disable=broad-except
+    # On TF != 2.16 the import itself can fail with NotFoundError / OSError.
+    return f'import tensorflow_io failed: {type(e).__name__}: {e}'
+  try:
+    probe = np.linspace(-0.5, 0.5, 320, dtype=np.float32)
+    buffer = io.BytesIO()
+    soundfile.write(buffer, probe, 16000, format='FLAC', subtype='PCM_16')
+    decoded = tfio.audio.decode_flac(buffer.getvalue(), dtype=tf.int16)
+    if int(decoded.shape[0]) != probe.shape[0]:
+      return f'tensorflow_io decoded {decoded.shape[0]} of {probe.shape[0]} FLAC samples'
+    resampled = tfio.audio.resample(tf.constant(probe[:, None]), 16000, 8000)
+    if int(resampled.shape[0]) != probe.shape[0] // 2:
+      return f'tensorflow_io resampled to {resampled.shape[0]} samples, expected 160'
+  except Exception as e:  # pylint: disable=broad-except
+    return f'tensorflow_io ops do not run: {type(e).__name__}: {e}'
+  return None
+
+
+def _choose_backend() -> str:
+  requested = os.environ.get(BACKEND_ENV, 'auto').strip().lower() or 'auto'
+  if requested not in BACKENDS + ('auto',):
+    raise ValueError(f'{BACKEND_ENV}={requested!r}: expected one of {BACKENDS + ("auto",)}')
+  if requested == 'soundfile':
+    logging.info('audio backend: soundfile + soxr (forced by %s)', BACKEND_ENV)
+    return 'soundfile'
+  reason = _tfio_failure_reason()
+  if reason is None:
+    logging.info('audio backend: tensorflow-io')
+    return 'tfio'
+  if requested == 'tfio':
+    raise RuntimeError(f'{BACKEND_ENV}=tfio but tensorflow-io is not usable: {reason}')
+  logging.info('audio backend: soundfile + soxr (tensorflow-io unavailable: %s)', reason)
+  return 'soundfile'
+
+
+def backend_name() -> str:
+  """'tfio' or 'soundfile': the backend this process uses (chosen on first call)."""
+  global _backend
+  with _lock:
+    if _backend is None:
+      _backend = _choose_backend()
+    return _backend
+
+
+def set_backend(name: Optional[str]) -> None:
+  """Forces a backend ('tfio', 'soundfile'), or None to choose again on next use."""
+  global _backend
+  if name is not None and name not in BACKENDS:
+    raise ValueError(f'unknown audio backend {name!r}; expected one of {BACKENDS}')
+  if name == 'tfio':
+    reason = _tfio_failure_reason()
+    if reason is not None:
+      raise RuntimeError(f'tensorflow-io is not usable: {reason}')
+  with _lock:
+    _backend = name
+
+
+# --------------------------------------------------------------------------
+# Reading.
+
+
+def _sniff_format(data: bytes) -> str:
+  if data[:4] in (b'RIFF', b'RIFX', b'RF64') and data[8:12] == b'WAVE':
+    return 'wav'
+  if data[:4] == b'fLaC':
+    return 'flac'
+  if data[:4] == b'OggS':
+    return 'ogg'
+  if data[:3] == b'ID3' or (len(data) > 1 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0):
+    return 'mp3'
+  return 'unknown'
+
+
+def _check_wav_complete(data: bytes, path: str) -> None:
+  """Raises when a RIFF/WAVE file's data chunk is shorter than its header says.
+
+  libsndfile silently returns the samples that are present, so a truncated
+  download would otherwise pass as a shorter clip.
+  """
+  if data[:4] != b'RIFF':
+    return
+  offset = 12
+  while offset + 8 <= len(data):
+    chunk_id = data[offset:offset + 4]
+    (size,) = struct.unpack('<I', data[offset + 4:offset + 8])
+    if chunk_id == b'data':
+      # 0 and 0xFFFFFFFF mark streamed files whose writer never filled in the size.
+      if size not in (0, 0xFFFFFFFF) and offset + 8 + size > len(data):
+        raise AudioDecodeError(
+            f'{path}: truncated WAV file (data chunk declares {size} bytes, '
+            f'{len(data) - offset - 8} present)')
+      return
+    offset += 8 + size + (size & 1)
+  raise AudioDecodeError(f'{path}: corrupt WAV file (no data chunk)')
+
+
+def _decode_soundfile(data: bytes, path: str) -> Tuple[np.ndarray, int]:
+  try:
+    with soundfile.SoundFile(io.BytesIO(data)) as f:
+      declared = f.frames
+      rate = f.samplerate
+      waveform = f.read(dtype='float32', always_2d=True)
+  except (RuntimeError, TypeError, ValueError, soundfile.SoundFileError) as e:
+    raise AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
+  if 0 < declared != waveform.shape[0] and _sniff_format(data) != 'ogg':
+    raise AudioDecodeError(
+        f'{path}: truncated audio ({waveform.shape[0]} of {declared} frames decoded)')
+  return waveform, int(rate)
+
+
+def _decode_tfio(data: bytes, path: str) -> Tuple[np.ndarray, int]:
+  import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+  kind = _sniff_format(data)
+  try:
+    if kind == 'wav':
+      # Non-16-bit WAV (24-bit, float) is outside tf.audio.decode_wav: libsndfile reads it.
+      try:
+        decoded = tf.audio.decode_wav(data)
+        return decoded.audio.numpy(), int(decoded.sample_rate.numpy())
+      except tf.errors.InvalidArgumentError:
+        return _decode_soundfile(data, path)
+    if kind in ('flac', 'ogg', 'mp3'):
+      # AudioIOTensor infers dtype, rate and channels; it needs a path the TF
+      # file systems can open, which `path` is (local or gs://).
+      audio = tfio.audio.AudioIOTensor(path)
+      rate = int(audio.rate.numpy())
+      samples = audio.to_tensor().numpy()
+      if samples.dtype == np.int16:
+        samples = samples.astype(np.float32) / _PCM16_SCALE
+      elif samples.dtype == np.int32:
+        samples = samples.astype(np.float32) / 2.0**31
+      elif samples.dtype == np.uint8:
+        samples = (samples.astype(np.float32) - 128.0) / 128.0
+      samples = samples.astype(np.float32)
+      if samples.ndim == 1:
+        samples = samples[:, None]
+      return samples, rate
+  except (tf.errors.OpError, RuntimeError, ValueError) as e:
+    raise AudioDecodeError(f'{path}: cannot decode audio with tensorflow-io ({e})') from e
+  # Formats tfio does not sniff (AIFF, AU, ...) still go through libsndfile.
+  return _decode_soundfile(data, path)
+
+
+def decode_audio_bytes(data: bytes, path: str = '<bytes>') -> Tuple[np.ndarray, int]:
+  """Decodes an encoded file's bytes to (float32 [time, channels], rate).
+
+  `path` only names the source in errors (and is opened by tfio for non-WAV).
+  """
+  if not data:
+    raise AudioDecodeError(f'{path}: empty file (0 bytes)')
+  if _sniff_format(data) == 'wav':
+    _check_wav_complete(data, path)
+  if backend_name() == 'tfio':
+    waveform, rate = _decode_tfio(data, path)
+  else:
+    waveform, rate = _decode_soundfile(data, path)
+  if waveform.shape[0] == 0 or waveform.shape[1] == 0:
+    raise AudioDecodeError(f'{path}: audio holds no samples')
+  if rate <= 0:
+    raise AudioDecodeError(f'{path}: invalid sample rate {rate}')
+  if not np.all(np.isfinite(waveform)):
+    bad = int(np.sum(~np.isfinite(waveform)))
+    raise AudioDecodeError(f'{path}: {bad} NaN or infinite samples')
+  return waveform, rate
+
+
+def read_audio(path: str, sample_rate: Optional[int] = None) -> Tuple[np.ndarray, int]:
+  """Reads any supported audio file as mono float32.
+
+  Args:
+    path: local or gs:// path.
+    sample_rate: when given (and different from the file's), the waveform is
+      resampled to it.
+
+  Returns:
+    (waveform float32 [time], rate): rate is `sample_rate` when given, else the
+    file's. Channels are averaged.
+  """
+  path = os.fspath(path)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f'audio file not found: {path}')
+  if tf.io.gfile.isdir(path):
+    raise AudioDecodeError(f'{path}: is a directory, not an audio file')
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    data = f.read()
+  waveform, rate = decode_audio_bytes(data, path)
+  mono = waveform.mean(axis=1, dtype=np.float32) if waveform.shape[1] > 1 else waveform[:, 0]
+  if sample_rate is not None and int(sample_rate) != rate:
+    mono = resample(mono, rate, int(sample_rate))
+    rate = int(sample_rate)
+  return np.ascontiguousarray(mono, dtype=np.float32), rate
+
+
+def audio_info(path: str) -> Tuple[int, int, int]:
+  """(frames, sample_rate, channels) of a file, read from its header by libsndfile."""
+  path = os.fspath(path)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f'audio file not found: {path}')
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    data = f.read()
+  if not data:
+    raise AudioDecodeError(f'{path}: empty file (0 bytes)')
+  try:
+    info = soundfile.info(io.BytesIO(data))
+  except (RuntimeError, soundfile.SoundFileError) as e:
+    raise AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
+  return int(info.frames), int(info.samplerate), int(info.channels)
+
+
+# --------------------------------------------------------------------------
+# Resampling.
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+  """Band-limited resampling of float audio `[time]` or `[time, channels]`.
+
+  soxr (high quality) on the soundfile backend, `tfio.audio.resample` on tfio.
+  Output length is about `len(x) * rate_out / rate_in`.
+  """
+  rate_in, rate_out = int(rate_in), int(rate_out)
+  if rate_in <= 0 or rate_out <= 0:
+    raise ValueError(f'resample: sample rates must be positive, got {rate_in} -> {rate_out}')
+  x = np.asarray(x, dtype=np.float32)
+  if x.ndim not in (1, 2):
+    raise ValueError(f'resample: expected [time] or [time, channels], got shape {x.shape}')
+  if rate_in == rate_out or x.shape[0] == 0:
+    return x.copy()
+  if backend_name() == 'tfio':
+    import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+    columns = x if x.ndim == 2 else x[:, None]
+    y = tfio.audio.resample(tf.constant(columns), rate_in, rate_out).numpy()
+    return (y if x.ndim == 2 else y[:, 0]).astype(np.float32)
+  import soxr  # pylint: disable=g-import-not-at-top
+  return soxr.resample(x, rate_in, rate_out, quality='HQ').astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# Writing.
+
+
+def quantize_pcm16(waveform: np.ndarray) -> np.ndarray:
+  """float [-1, 1) -> int16 with `round(x * 32768)`, clipped to the int16 range."""
+  scaled = np.round(np.asarray(waveform, dtype=np.float64) * _PCM16_SCALE)
+  return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
+def write_wav(path: str, waveform: np.ndarray, sample_rate: int,
+              subtype: str = 'PCM_16') -> None:
+  """Writes `[time]` or `[time, channels]` audio as WAV (parent dirs are created).
+
+  Args:
+    path: local or gs:// path.
+    waveform: float (values in [-1, 1] for PCM) or int16 (written verbatim).
+    sample_rate: Hz.
+    subtype: 'PCM_16' (default) or 'FLOAT' (32-bit float, no clipping).
+
+  Float samples outside [-1, 1) are clipped for PCM_16 and a warning names the
+  file and the peak, so an overloaded output is never silently mangled.
+  """
+  path = os.fspath(path)
+  waveform = np.asarray(waveform)
+  if waveform.ndim not in (1, 2) or waveform.shape[0] == 0:
+    raise ValueError(f'write_wav({path}): expected non-empty [time] or [time, channels], '
+                     f'got shape {waveform.shape}')
+  if int(sample_rate) <= 0:
+    raise ValueError(f'write_wav({path}): sample rate must be positive, got {sample_rate}')
+  subtype = subtype.upper()
+  if subtype not in ('PCM_16', 'FLOAT'):
+    raise ValueError(f'write_wav({path}): subtype must be PCM_16 or FLOAT, got {subtype!r}')
+  if waveform.dtype == np.int16:
+    if subtype != 'PCM_16':
+      raise ValueError(f'write_wav({path}): int16 samples can only be written as PCM_16')
+    samples = waveform
+  else:
+    floats = waveform.astype(np.float32)
+    if not np.all(np.isfinite(floats)):
+      raise ValueError(f'write_wav({path}): waveform holds NaN or infinite samples')
+    if subtype == 'PCM_16':
+      peak = float(np.max(np.abs(floats)))
+      if peak > 32767.0 / _PCM16_SCALE:
+        logging.warning('write_wav(%s): peak %.3f exceeds 16-bit full scale; clipping', path,
+                        peak)
+      samples = quantize_pcm16(floats)
+    else:
+      samples = floats
+  buffer = io.BytesIO()
+  soundfile.write(buffer, samples, int(sample_rate), format='WAV', subtype=subtype)
+  parent = os.path.dirname(path)
+  if parent:
+    tf.io.gfile.makedirs(parent)
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(buffer.getvalue())

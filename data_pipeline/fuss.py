@@ -1,0 +1,210 @@
+"""FUSS example lists, weak-label sidecars and the tf.data FUSS reader.
+
+Example list (`<root>/{train,validation,eval}_example_list.txt`, as FUSS ships
+it): one example per line, tab separated, the mixture path first and then the
+source paths (background first, then foregrounds; 1..4 sources). Relative paths
+are relative to the list's folder; absolute and gs:// paths are kept. Blank
+lines are skipped. The dry (`ssdata/`) and reverberant (`ssdata_reverb/`) FUSS
+folders have the same layout, so one reader serves both.
+
+Weak labels: a sidecar next to the list, `<list stem>.labels.tsv` (for
+`train_example_list.txt`: `train_example_list.labels.tsv`), UTF-8, tab separated:
+
+    #classes<TAB>class_0<TAB>class_1<TAB>...<TAB>class_{C-1}
+    <mixture path><TAB><labels of source 1><TAB>...<TAB><labels of source K>
+
+The header fixes the class vocabulary and its order (multi-hot index c is
+class_c). Every other line starts with the mixture path exactly as written in
+the example list and then holds one field per source, in list order; a field
+is one class name or several joined by commas. Every example of the list must
+have exactly one labels line with as many fields as it has sources. A mixture's
+weak label is the union of its sources' classes.
+
+Reader elements (before mixing, see `mom.py`):
+    {'mixture': [T], 'sources': [S, T] (zero-padded to max_sources),
+     'num_sources': int32, 'labels': [C] float32 multi-hot (when labels are on)}
+`mixture` is the sum of the sources, as the official reader does; the mixture
+file is only read to check it when `check_mixture` is on.
+
+16-bit PCM WAV is decoded in-graph with `tf.audio.decode_wav`. Header checks
+run as graph assertions whose messages name the file, so a truncated, empty or
+wrongly encoded file stops the pipeline with its path instead of a bare op error.
+"""
+import dataclasses
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+MAX_SOURCES = 4
+LABELS_SUFFIX = '.labels.tsv'
+CLASSES_HEADER = '#classes'
+
+
+@dataclasses.dataclass(frozen=True)
+class FussExample:
+  """One line of a FUSS example list, with paths resolved.
+
+  Attributes:
+    mixture_path: absolute (or gs://) path of the mixture file.
+    source_paths: paths of the sources, background first (1..max_sources).
+    line_number: 1-based line in the list file, for error messages.
+    labels: per-source class names (a tuple of names per source) when a labels
+      sidecar was read, else None.
+  """
+  mixture_path: str
+  source_paths: Tuple[str, ...]
+  line_number: int
+  labels: Optional[Tuple[Tuple[str, ...], ...]] = None
+
+  @property
+  def num_sources(self) -> int:
+    return len(self.source_paths)
+
+
+def _is_absolute(path: str) -> bool:
+  return os.path.isabs(path) or '://' in path
+
+
+def _join(root: str, path: str) -> str:
+  return path if _is_absolute(path) else os.path.join(root, path)
+
+
+def _read_lines(path: str) -> List[str]:
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f'example list not found: {path}')
+  with tf.io.gfile.GFile(path, 'r') as f:
+    return f.read().splitlines()
+
+
+def labels_path_for(list_path: str) -> str:
+  """`.../train_example_list.txt` -> `.../train_example_list.labels.tsv`."""
+  stem = list_path[:-4] if list_path.endswith('.txt') else list_path
+  return stem + LABELS_SUFFIX
+
+
+def read_example_list(path: str,
+                      max_sources: int = MAX_SOURCES,
+                      check_files: bool = True,
+                      labels_path: Optional[str] = None) -> List[FussExample]:
+  """Parses a FUSS example list.
+
+  Args:
+    path: the list file (local or gs://).
+    max_sources: lines with more sources are rejected.
+    check_files: check that every listed file exists (one stat per file).
+    labels_path: a labels sidecar to attach (see the module docstring); None
+      reads none.
+
+  Returns:
+    The examples in list order.
+
+  Raises:
+    FileNotFoundError: the list, or (with check_files) a listed file, is
+      missing; the message names the list line.
+    ValueError: empty list, or a line with fewer than 2 or more than
+      1 + max_sources fields, or an empty field; the message names file:line.
+  """
+  path = os.fspath(path)
+  root = os.path.dirname(path)
+  examples = []
+  for line_number, line in enumerate(_read_lines(path), start=1):
+    if not line.strip():
+      continue
+    fields = line.rstrip('\r').split('\t')
+    if len(fields) < 2 or len(fields) > 1 + max_sources:
+      raise ValueError(
+          f'{path}:{line_number}: expected a mixture path and 1..{max_sources} source paths '
+          f'separated by tabs, got {len(fields)} field(s): {line[:200]!r}')
+    if any(not field.strip() for field in fields):
+      raise ValueError(f'{path}:{line_number}: empty field in {line[:200]!r}')
+    resolved = [_join(root, field.strip()) for field in fields]
+    if check_files:
+      for file_path in resolved:
+        if not tf.io.gfile.exists(file_path):
+          raise FileNotFoundError(f'{path}:{line_number}: listed file not found: {file_path}')
+    examples.append(FussExample(mixture_path=resolved[0], source_paths=tuple(resolved[1:]),
+                                line_number=line_number))
+  if not examples:
+    raise ValueError(f'{path}: example list is empty')
+  if labels_path is not None:
+    examples = attach_labels(examples, path, labels_path)
+  return examples
+
+
+def read_labels(labels_path: str, root: Optional[str] = None
+                ) -> Tuple[List[str], Dict[str, Tuple[int, Tuple[Tuple[str, ...], ...]]]]:
+  """Reads a labels sidecar.
+
+  Args:
+    labels_path: the `.labels.tsv` file.
+    root: folder that relative mixture paths are joined to (default: the
+      sidecar's folder).
+
+  Returns:
+    (class_names, {resolved mixture path: (line number, per-source names)}).
+  """
+  labels_path = os.fspath(labels_path)
+  root = os.path.dirname(labels_path) if root is None else root
+  lines = _read_lines(labels_path)
+  header_index = next((i for i, line in enumerate(lines) if line.strip()), None)
+  if header_index is None:
+    raise ValueError(f'{labels_path}: labels file is empty')
+  header = lines[header_index].rstrip('\r').split('\t')
+  if header[0] != CLASSES_HEADER or len(header) < 2:
+    raise ValueError(f'{labels_path}:{header_index + 1}: first line must be '
+                     f'"{CLASSES_HEADER}<TAB>class<TAB>...", got {lines[header_index][:200]!r}')
+  class_names = [name.strip() for name in header[1:]]
+  if any(not name for name in class_names) or len(set(class_names)) != len(class_names):
+    raise ValueError(f'{labels_path}:{header_index + 1}: class names must be non-empty and '
+                     f'distinct, got {class_names}')
+  known = set(class_names)
+  entries = {}
+  for line_number, line in enumerate(lines[header_index + 1:], start=header_index + 2):
+    if not line.strip():
+      continue
+    fields = line.rstrip('\r').split('\t')
+    if len(fields) < 2:
+      raise ValueError(f'{labels_path}:{line_number}: expected a mixture path and one label '
+                       f'field per source, got {len(fields)} field(s)')
+    per_source = []
+    for field in fields[1:]:
+      names = tuple(name.strip() for name in field.split(','))
+      unknown = [name for name in names if name not in known]
+      if unknown or not names:
+        raise ValueError(f'{labels_path}:{line_number}: unknown class(es) {unknown} '
+                         f'(classes: {class_names})')
+      per_source.append(names)
+    mixture = _join(root, fields[0].strip())
+    if mixture in entries:
+      raise ValueError(f'{labels_path}:{line_number}: duplicate labels for {fields[0]!r} '
+                       f'(first on line {entries[mixture][0]})')
+    entries[mixture] = (line_number, tuple(per_source))
+  return class_names, entries
+
+
+def attach_labels(examples: Sequence[FussExample], list_path: str,
+                  labels_path: str) -> List[FussExample]:
+  """Returns `examples` with their per-source labels from a sidecar."""
+  _, entries = read_labels(labels_path, root=os.path.dirname(os.fspath(list_path)))
+  out = []
+  for example in examples:
+    if example.mixture_path not in entries:
+      raise ValueError(f'{labels_path}: no labels line for {example.mixture_path} '
+                       f'({list_path}:{example.line_number})')
+    line_number, per_source = entries[example.mixture_path]
+    if len(per_source) != example.num_sources:
+      raise ValueError(f'{labels_path}:{line_number}: {len(per_source)} label field(s) but '
+                       f'{list_path}:{example.line_number} lists {example.num_sources} sources')
+    out.append(dataclasses.replace(example, labels=per_source))
+  return out
+
+
+def multi_hot(names: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
+  """Class names -> float32 multi-hot vector [C]."""
+  index = {name: i for i, name in enumerate(class_names)}
+  vector = np.zeros([len(class_names)], np.float32)
+  for name in names:
+    vector[index[name]] = 1.0
+  return vector
