@@ -1,0 +1,205 @@
+"""SI-SNR, SI-SNR improvement and permutation alignment, as the FUSS evaluator scores them.
+
+Everything here is numpy float64. The formulas are those of the public FUSS evaluator
+(google-research/sound-separation, DCASE 2020 baseline): scale-invariant SNR *without* removing
+the mean, estimates aligned to zero-padded references by maximum summed SI-SNR, and the
+activity thresholds that decide which (reference, estimate) pairs are scored.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.optimize
+
+# Guard of the normalisation: a silent signal normalises to zeros instead of NaN.
+_NORM_FLOOR = 1e-16
+# Added to signal and noise power: caps SI-SNR at +-80 dB for perfect or silent signals.
+_POWER_EPSILON = 1e-8
+# Below this normalised noise power, 1 - c^2 loses too many digits to cancellation, so the
+# residual is summed directly instead (the public evaluator's 'seam').
+_SEAM = 0.01
+# A reference counts as active when its RMS exceeds this.
+ACTIVE_REFERENCE_RMS = 1e-8
+# An estimate counts as active when its power exceeds this fraction (-20 dB) of the power of
+# the quietest active reference.
+ACTIVE_ESTIMATE_RELATIVE_POWER = 0.01
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+  power = np.sum(np.square(x), axis=-1, keepdims=True)
+  return x / np.sqrt(np.maximum(power, _NORM_FLOOR))
+
+
+def si_snr(estimate, reference) -> np.ndarray:
+  """Scale-invariant SNR in dB, no zero-mean, computed in float64.
+
+  Args:
+    estimate: `[..., time]`.
+    reference: `[..., time]`, broadcastable against `estimate`.
+
+  Returns:
+    `[...]` float64 SI-SNR in dB, within [-80, 80].
+  """
+  e = _normalize(np.asarray(estimate, dtype=np.float64))
+  t = _normalize(np.asarray(reference, dtype=np.float64))
+  e, t = np.broadcast_arrays(e, t)
+  cosine = np.sum(e * t, axis=-1)
+  signal = np.square(cosine)
+  noise = 1.0 - signal
+  near_perfect = ~(noise >= _SEAM)
+  if np.any(near_perfect):
+    direct = np.sum(np.square(e - t * cosine[..., np.newaxis]), axis=-1)
+    noise = np.where(near_perfect, direct, noise)
+  return 10.0 * np.log10((signal + _POWER_EPSILON) / (noise + _POWER_EPSILON))
+
+
+def si_snr_improvement(estimate, reference, mixture) -> np.ndarray:
+  """SI-SNR(estimate, reference) - SI-SNR(mixture, reference) in dB.
+
+  Args:
+    estimate: `[..., time]`.
+    reference: `[..., time]`.
+    mixture: `[time]` or broadcastable against `reference`.
+  """
+  return si_snr(estimate, reference) - si_snr(mixture, reference)
+
+
+def pairwise_si_snr(references, estimates) -> np.ndarray:
+  """SI-SNR of every (reference, estimate) pair.
+
+  Args:
+    references: `[source, time]`.
+    estimates: `[estimate, time]`.
+
+  Returns:
+    `[source, estimate]` float64, entry `[i, j] = si_snr(estimates[j], references[i])`.
+  """
+  references = np.asarray(references, dtype=np.float64)
+  estimates = np.asarray(estimates, dtype=np.float64)
+  if references.ndim != 2 or estimates.ndim != 2:
+    raise ValueError(f'pairwise_si_snr wants [source, time] and [estimate, time], got '
+                     f'{references.shape} and {estimates.shape}')
+  if references.shape[1] != estimates.shape[1]:
+    raise ValueError(f'references have {references.shape[1]} samples, estimates '
+                     f'{estimates.shape[1]}')
+  # One reference at a time keeps memory at [estimate, time] for long clips and large M.
+  return np.stack([si_snr(estimates, reference[np.newaxis]) for reference in references])
+
+
+def best_assignment(score: np.ndarray) -> np.ndarray:
+  """Estimate index for each reference, maximising the summed score (Hungarian method).
+
+  Args:
+    score: `[source, estimate]` with source <= estimate.
+
+  Returns:
+    `[source]` int array of distinct estimate indices.
+  """
+  score = np.asarray(score, dtype=np.float64)
+  if score.ndim != 2 or score.shape[0] > score.shape[1]:
+    raise ValueError(f'best_assignment wants [source, estimate] with source <= estimate, got '
+                     f'{score.shape}')
+  rows, cols = scipy.optimize.linear_sum_assignment(score, maximize=True)
+  assignment = np.empty(score.shape[0], dtype=np.int64)
+  assignment[rows] = cols
+  return assignment
+
+
+def pad_to(signals: np.ndarray, count: int) -> np.ndarray:
+  """Zero-pads `[signal, time]` to `[count, time]`."""
+  missing = count - signals.shape[0]
+  if missing < 0:
+    raise ValueError(f'cannot pad {signals.shape[0]} signals down to {count}')
+  return np.concatenate([signals, np.zeros((missing, signals.shape[1]), signals.dtype)])
+
+
+def align_estimates(references, estimates):
+  """Permutes estimates onto zero-padded references, maximising summed SI-SNR.
+
+  Both sides are zero-padded to `K = max(source, estimate)` slots. Zero references score the
+  same -80 dB against every estimate, so they never change which estimate a real reference
+  gets; the estimates left over land on them.
+
+  Args:
+    references: `[source, time]`.
+    estimates: `[estimate, time]`.
+
+  Returns:
+    (aligned `[K, time]` float64 with `aligned[i]` the estimate matched to reference slot `i`,
+     assignment `[K]` int: the estimate index (>= estimate count for zero padding),
+     padded references `[K, time]` float64).
+  """
+  references = np.asarray(references, dtype=np.float64)
+  estimates = np.asarray(estimates, dtype=np.float64)
+  slots = max(references.shape[0], estimates.shape[0])
+  references = pad_to(references, slots)
+  padded_estimates = pad_to(estimates, slots)
+  assignment = best_assignment(pairwise_si_snr(references, padded_estimates))
+  return padded_estimates[assignment], assignment, references
+
+
+@dataclasses.dataclass
+class ExampleScores:
+  """Scores of one example, per reference slot (`[K]` arrays, K = max(sources, outputs))."""
+  sisnr_separated: np.ndarray
+  sisnr_mixture: np.ndarray
+  power_separated: np.ndarray
+  power_sources: np.ndarray
+  active_refs: np.ndarray
+  active_seps: np.ndarray
+  assignment: np.ndarray
+
+  @property
+  def sisnr_improvement(self) -> np.ndarray:
+    return self.sisnr_separated - self.sisnr_mixture
+
+  @property
+  def active_pairs(self) -> np.ndarray:
+    return self.active_refs & self.active_seps
+
+  @property
+  def num_active_refs(self) -> int:
+    return int(np.sum(self.active_refs))
+
+  @property
+  def num_active_seps(self) -> int:
+    return int(np.sum(self.active_seps))
+
+  @property
+  def num_active_pairs(self) -> int:
+    return int(np.sum(self.active_pairs))
+
+
+def score_example(references, estimates, mixture=None) -> ExampleScores:
+  """Scores one example the way the FUSS evaluator does.
+
+  Args:
+    references: `[source, time]` reference sources (zero rows allowed).
+    estimates: `[estimate, time]` separated outputs.
+    mixture: `[time]`; defaults to the sum of the references, as FUSS defines it.
+
+  Returns:
+    ExampleScores over `K = max(source, estimate)` slots.
+  """
+  references = np.asarray(references, dtype=np.float64)
+  estimates = np.asarray(estimates, dtype=np.float64)
+  mixture = (np.sum(references, axis=0) if mixture is None
+             else np.asarray(mixture, dtype=np.float64))
+  aligned, assignment, references = align_estimates(references, estimates)
+  power_separated = np.mean(np.square(aligned), axis=-1)
+  power_sources = np.mean(np.square(references), axis=-1)
+  active_refs = np.sqrt(power_sources) > ACTIVE_REFERENCE_RMS
+  if np.any(active_refs):
+    floor = ACTIVE_ESTIMATE_RELATIVE_POWER * np.min(power_sources[active_refs])
+    active_seps = power_separated > floor
+  else:
+    active_seps = np.zeros_like(active_refs)
+  return ExampleScores(
+      sisnr_separated=si_snr(aligned, references),
+      sisnr_mixture=si_snr(mixture[np.newaxis], references),
+      power_separated=power_separated,
+      power_sources=power_sources,
+      active_refs=active_refs,
+      active_seps=active_seps,
+      assignment=assignment)
