@@ -208,3 +208,202 @@ def multi_hot(names: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
   for name in names:
     vector[index[name]] = 1.0
   return vector
+
+
+# --------------------------------------------------------------------------
+# In-graph WAV decoding.
+
+
+def _le_uint(contents: tf.Tensor, offset: int, num_bytes: int) -> tf.Tensor:
+  """Little-endian unsigned integer (2 or 4 bytes) at `offset`, as int64."""
+  halves = tf.cast(tf.io.decode_raw(tf.strings.substr(contents, offset, num_bytes), tf.uint16),
+                   tf.int64)
+  if num_bytes == 2:
+    return halves[0]
+  return halves[0] + halves[1] * 65536
+
+
+def decode_wav_checked(path: tf.Tensor, sample_rate: int) -> tf.Tensor:
+  """Reads and decodes a 16-bit PCM WAV file in-graph to mono float32 [time].
+
+  The file's header is checked first by assertions whose messages carry the
+  path: RIFF/WAVE magic, a RIFF size that fits the bytes present (truncation),
+  PCM 16-bit when the fmt chunk sits at its usual offset, the sample rate, and
+  a non-empty data chunk. A missing file fails in `tf.io.read_file`, whose
+  error names the path.
+  """
+  contents = tf.io.read_file(path)
+  size = tf.strings.length(contents, unit='BYTE')
+  # Padding keeps the fixed-offset header reads in range for tiny files.
+  padded = tf.strings.join([contents, tf.constant(b'\0' * 44)])
+  is_wav = tf.logical_and(
+      size >= 44,
+      tf.logical_and(tf.equal(tf.strings.substr(padded, 0, 4), b'RIFF'),
+                     tf.equal(tf.strings.substr(padded, 8, 4), b'WAVE')))
+  checks = [tf.debugging.Assert(is_wav, ['not a RIFF/WAVE file:', path])]
+  riff_size = _le_uint(padded, 4, 4)
+  checks.append(tf.debugging.Assert(
+      tf.logical_or(tf.logical_not(is_wav), riff_size + 8 <= tf.cast(size, tf.int64)),
+      ['truncated WAV file (RIFF header declares', riff_size + 8, 'bytes, file has', size,
+       'bytes):', path]))
+  has_fmt = tf.logical_and(is_wav, tf.equal(tf.strings.substr(padded, 12, 4), b'fmt '))
+  format_tag = _le_uint(padded, 20, 2)
+  bits = _le_uint(padded, 34, 2)
+  checks.append(tf.debugging.Assert(
+      tf.logical_or(tf.logical_not(has_fmt),
+                    tf.logical_and(tf.equal(bits, 16),
+                                   tf.logical_or(tf.equal(format_tag, 1),
+                                                 tf.equal(format_tag, 0xFFFE)))),
+      ['the in-graph WAV reader needs 16-bit PCM; format tag', format_tag, 'bits', bits,
+       'in', path]))
+  with tf.control_dependencies(checks):
+    decoded = tf.audio.decode_wav(contents)
+  audio = decoded.audio
+  checks = [
+      tf.debugging.Assert(tf.equal(decoded.sample_rate, sample_rate),
+                          ['expected sample rate', sample_rate, 'got', decoded.sample_rate,
+                           'in', path]),
+      tf.debugging.Assert(tf.shape(audio)[0] > 0, ['WAV file holds no samples:', path]),
+  ]
+  with tf.control_dependencies(checks):
+    return tf.reduce_mean(audio, axis=1)
+
+
+def _crop_start(length: tf.Tensor, clip_length: int, random_crop: bool, seed: Optional[int],
+                index: tf.Tensor) -> tf.Tensor:
+  if not random_crop:
+    return tf.constant(0, tf.int32)
+  span = tf.maximum(length - clip_length + 1, 1)
+  if seed is None:
+    return tf.random.uniform([], 0, span, dtype=tf.int32)
+  return tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), index]),
+                                     minval=0, maxval=span, dtype=tf.int32)
+
+
+# --------------------------------------------------------------------------
+# The FUSS dataset.
+
+
+def load_examples(list_path: str, max_sources: int = MAX_SOURCES, labels: bool = False,
+                  check_files: bool = True
+                  ) -> Tuple[List[FussExample], Optional[List[str]]]:
+  """The examples of a list and, when `labels`, the class names of its sidecar."""
+  examples = read_example_list(list_path, max_sources=max_sources, check_files=check_files)
+  if not labels:
+    return examples, None
+  sidecar = labels_path_for(list_path)
+  if not tf.io.gfile.exists(sidecar):
+    raise FileNotFoundError(f'labels requested but the sidecar {sidecar} of {list_path} '
+                            'does not exist')
+  class_names, _ = read_labels(sidecar, root=os.path.dirname(list_path))
+  return attach_labels(examples, list_path, sidecar), class_names
+
+
+def fuss_dataset(examples: Sequence[FussExample],
+                 max_sources: int = MAX_SOURCES,
+                 sample_rate: int = 16000,
+                 clip_seconds: Optional[float] = 10.0,
+                 random_crop: bool = False,
+                 class_names: Optional[Sequence[str]] = None,
+                 check_mixture: bool = False,
+                 mixture_tolerance: float = 1e-3,
+                 shuffle: bool = False,
+                 repeat: bool = False,
+                 seed: Optional[int] = None,
+                 num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
+  """A tf.data pipeline of FUSS examples.
+
+  Args:
+    examples: from `read_example_list` / `load_examples` (already sharded).
+    max_sources: S, the padded source count.
+    sample_rate: every file must have this rate.
+    clip_seconds: crop length; None keeps whole files (all of one length).
+    random_crop: uniform crop start (seeded); else crops start at 0.
+    class_names: when given, examples must carry labels and elements get
+      'labels' [C] (mixture: union of its sources) and 'source_labels' [S, C].
+    check_mixture: also read the mixture file and assert it equals the sum of
+      the sources within `mixture_tolerance` (max abs difference).
+    shuffle, repeat, seed: file-order shuffling (reshuffled each epoch),
+      infinite repetition, and the seed of shuffling and crops.
+
+  Returns:
+    Dataset of {'mixture': [T], 'sources': [S, T], 'num_sources': int32} (+ labels).
+  """
+  examples = list(examples)
+  if not examples:
+    raise ValueError('fuss_dataset: no examples')
+  clip_length = None if clip_seconds is None else int(round(clip_seconds * sample_rate))
+  if clip_length is not None and clip_length <= 0:
+    raise ValueError(f'clip_seconds must be positive, got {clip_seconds}')
+  for example in examples:
+    if example.num_sources > max_sources:
+      raise ValueError(f'{example.mixture_path} (list line {example.line_number}) has '
+                       f'{example.num_sources} sources > max_sources={max_sources}')
+  tensors = {
+      'mixture_path': [e.mixture_path for e in examples],
+      'source_paths': [list(e.source_paths) + [''] * (max_sources - e.num_sources)
+                       for e in examples],
+      'num_sources': np.array([e.num_sources for e in examples], np.int32),
+  }
+  if class_names is not None:
+    source_labels = np.zeros([len(examples), max_sources, len(class_names)], np.float32)
+    for i, example in enumerate(examples):
+      if example.labels is None:
+        raise ValueError(f'{example.mixture_path}: labels requested but the example has none')
+      for j, names in enumerate(example.labels):
+        source_labels[i, j] = multi_hot(names, class_names)
+    tensors['source_labels'] = source_labels
+  dataset = tf.data.Dataset.from_tensor_slices(tensors)
+  if shuffle:
+    dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    dataset = dataset.repeat()
+  dataset = dataset.enumerate()
+
+  def load(index, element):
+    num_sources = element['num_sources']
+    paths = element['source_paths']
+    first = decode_wav_checked(paths[0], sample_rate)
+    length = tf.shape(first)[0]
+    if clip_length is None:
+      out_length = length
+      start = tf.constant(0, tf.int32)
+    else:
+      out_length = clip_length
+      with tf.control_dependencies([tf.debugging.Assert(
+          length >= clip_length, ['clip shorter than requested:', length, 'samples <',
+                                  clip_length, 'in', paths[0]])]):
+        start = _crop_start(length, clip_length, random_crop, seed, index)
+
+    def crop(waveform, path):
+      with tf.control_dependencies([tf.debugging.Assert(
+          tf.equal(tf.shape(waveform)[0], length),
+          ['source length', tf.shape(waveform)[0], 'differs from the first source', length,
+           'in', path])]):
+        return waveform[start:start + out_length]
+
+    sources = [crop(first, paths[0])]
+    for j in range(1, max_sources):
+      sources.append(tf.cond(
+          j < num_sources,
+          lambda j=j: crop(decode_wav_checked(paths[j], sample_rate), paths[j]),
+          lambda: tf.zeros([out_length], tf.float32)))
+    sources = tf.stack(sources)
+    mixture = tf.reduce_sum(sources, axis=0)
+    if check_mixture:
+      file_mixture = crop(decode_wav_checked(element['mixture_path'], sample_rate),
+                          element['mixture_path'])
+      error = tf.reduce_max(tf.abs(file_mixture - mixture))
+      with tf.control_dependencies([tf.debugging.Assert(
+          error <= mixture_tolerance,
+          ['mixture file differs from the sum of its sources by', error, '>',
+           mixture_tolerance, ':', element['mixture_path']])]):
+        mixture = tf.identity(mixture)
+    out = {'mixture': mixture, 'sources': sources, 'num_sources': num_sources}
+    if class_names is not None:
+      out['source_labels'] = element['source_labels']
+      out['labels'] = tf.reduce_max(element['source_labels'], axis=0)
+    return out
+
+  return dataset.map(load, num_parallel_calls=num_parallel_calls,
+                     deterministic=True)

@@ -1,0 +1,325 @@
+"""Procedurally synthesised FUSS-format data: the embedded default dataset.
+
+Writes the FUSS layout (see `fuss.py`) under a root folder:
+
+    <root>/{train,validation,eval}/exampleNNNNN.wav
+    <root>/{train,validation,eval}/exampleNNNNN_sources/background0_sound.wav
+    <root>/{train,validation,eval}/exampleNNNNN_sources/foregroundK_sound.wav
+    <root>/{train,validation,eval}_example_list.txt
+    <root>/{train,validation,eval}_example_list.labels.tsv   (weak labels, see fuss.py)
+    <root>/synthetic_fuss.json                               (generation settings)
+
+Each example has one stationary background spanning the clip and 0..3
+foreground events (the count uniform, so 1..4 sources as in FUSS), each of one
+of several acoustically distinct kinds (the class labels): harmonic tones with
+envelopes, chirps, filtered noise bursts, clicks and resonant impulses, and
+AM/FM textures. A foreground's SNR against the background (power over the
+event's active span vs background power) is uniform in [-5, 25] dB. With
+`reverb`, every source is convolved with its own impulse response of one
+synthetic room per example (exponentially decaying noise tail, RT60 0.2-0.8 s,
+with a direct path and a few early reflections).
+
+Files are 16-bit PCM. Levels are set so the mixture peaks at most at
+`PEAK_LEVEL` full scale, the sources are quantised, and the mixture file is the
+exact integer sum of the quantised sources: read back as int16 / 32768 the
+mixture equals the sum of its sources to float32 precision.
+
+Every example is generated from its own generator seeded by
+(seed, split, index), so output is deterministic and example k of a split does
+not depend on how many examples are made.
+"""
+import json
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from data_pipeline import audio_io
+from data_pipeline import fuss
+
+SPLITS = ('train', 'validation', 'eval')
+BACKGROUND_CLASS = 'stationary_background'
+FOREGROUND_CLASSES = ('harmonic_tone', 'chirp', 'noise_burst', 'click_train', 'am_fm_texture')
+CLASS_NAMES = FOREGROUND_CLASSES + (BACKGROUND_CLASS,)
+# Probability of 1, 2, 3, 4 sources (background + 0..3 foregrounds).
+SOURCE_COUNT_PROBS = (0.25, 0.25, 0.25, 0.25)
+SNR_RANGE_DB = (-5.0, 25.0)
+PEAK_LEVEL = 0.9
+_BACKGROUND_RMS = 10 ** (-30 / 20)
+
+
+# --------------------------------------------------------------------------
+# Signal helpers (all vectorised over time).
+
+
+def _envelope(n: int, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+  """Attack-decay envelope [n] with a random attack (2-80 ms) and decay shape."""
+  t = np.arange(n) / sample_rate
+  attack = rng.uniform(0.002, 0.08)
+  decay = rng.uniform(0.1, 2.0) * n / sample_rate
+  env = np.minimum(t / attack, 1.0) * np.exp(-np.maximum(t - attack, 0.0) / decay)
+  # A short release avoids a step at the end of the event.
+  release = min(n, int(0.01 * sample_rate))
+  env[n - release:] *= np.linspace(1.0, 0.0, release)
+  return env
+
+
+def _bandpass_noise(n: int, rng: np.random.Generator, sample_rate: int, low: float,
+                    high: float) -> np.ndarray:
+  """White noise restricted to [low, high] Hz by an FFT mask with soft edges."""
+  spectrum = np.fft.rfft(rng.standard_normal(n))
+  freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+  width = max(0.1 * (high - low), 20.0)
+  # Logistic edges via tanh, which cannot overflow far from the band.
+  mask = 0.25 * (1 + np.tanh(2 * (freqs - low) / width)) * (1 - np.tanh(2 * (freqs - high) / width))
+  return np.fft.irfft(spectrum * mask, n)
+
+
+def _events(n: int, rng: np.random.Generator, sample_rate: int, count: Tuple[int, int],
+            duration: Tuple[float, float]) -> List[Tuple[int, int]]:
+  """Random (start, length) spans inside [0, n), each at least 50 ms long."""
+  spans = []
+  for _ in range(rng.integers(count[0], count[1] + 1)):
+    length = int(rng.uniform(*duration) * sample_rate)
+    length = int(np.clip(length, int(0.05 * sample_rate), n))
+    start = int(rng.integers(0, n - length + 1))
+    spans.append((start, length))
+  return spans
+
+
+def _harmonic_tone(n, rng, sample_rate):
+  out = np.zeros(n)
+  for start, length in _events(n, rng, sample_rate, (1, 4), (0.3, 2.5)):
+    t = np.arange(length) / sample_rate
+    f0 = np.exp(rng.uniform(np.log(80), np.log(1000)))
+    vibrato = 1 + rng.uniform(0, 0.01) * np.sin(2 * np.pi * rng.uniform(3, 7) * t)
+    phase = 2 * np.pi * f0 * np.cumsum(vibrato) / sample_rate
+    num_harmonics = max(1, min(12, int(0.45 * sample_rate / f0)))
+    k = np.arange(1, num_harmonics + 1)[:, None]
+    amplitudes = k[:, 0] ** -rng.uniform(0.5, 2.0)
+    tone = amplitudes @ np.sin(k * phase[None, :])
+    out[start:start + length] += tone * _envelope(length, rng, sample_rate)
+  return out
+
+
+def _chirp(n, rng, sample_rate):
+  out = np.zeros(n)
+  for start, length in _events(n, rng, sample_rate, (1, 3), (0.2, 1.5)):
+    f_start, f_end = np.exp(rng.uniform(np.log(150), np.log(0.4 * sample_rate), size=2))
+    freq = f_start * (f_end / f_start) ** np.linspace(0, 1, length)
+    phase = 2 * np.pi * np.cumsum(freq) / sample_rate
+    sweep = np.sin(phase) + rng.uniform(0, 0.5) * np.sin(2 * phase) * (2 * freq < sample_rate / 2)
+    env = np.sin(np.pi * np.linspace(0, 1, length)) ** rng.uniform(0.3, 1.0)
+    out[start:start + length] += sweep * env
+  return out
+
+
+def _noise_burst(n, rng, sample_rate):
+  out = np.zeros(n)
+  for start, length in _events(n, rng, sample_rate, (1, 4), (0.1, 1.0)):
+    centre = np.exp(rng.uniform(np.log(200), np.log(0.35 * sample_rate)))
+    bandwidth = centre * rng.uniform(0.1, 1.0)
+    low, high = max(centre - bandwidth / 2, 20.0), min(centre + bandwidth / 2,
+                                                       0.48 * sample_rate)
+    burst = _bandpass_noise(length, rng, sample_rate, low, high)
+    out[start:start + length] += burst / (np.std(burst) + 1e-9) * _envelope(
+        length, rng, sample_rate)
+  return out
+
+
+def _click_train(n, rng, sample_rate):
+  """Impulses (regular or random) exciting a damped resonance."""
+  out = np.zeros(n)
+  for start, length in _events(n, rng, sample_rate, (1, 2), (0.5, 3.0)):
+    rate = rng.uniform(2, 25)
+    if rng.random() < 0.5:
+      times = np.arange(0, length, sample_rate / rate).astype(int)
+    else:
+      times = np.sort(rng.integers(0, length, size=max(1, int(rate * length / sample_rate))))
+    impulses = np.zeros(length)
+    np.add.at(impulses, times, rng.uniform(0.5, 1.0, size=times.size) * rng.choice([-1, 1],
+                                                                                   times.size))
+    ring = int(rng.uniform(0.003, 0.03) * sample_rate)
+    tr = np.arange(ring) / sample_rate
+    resonance = np.exp(-tr / (ring / sample_rate / 5)) * np.sin(
+        2 * np.pi * rng.uniform(500, 0.4 * sample_rate) * tr)
+    resonance[0] = 1.0
+    out[start:start + length] += np.convolve(impulses, resonance)[:length]
+  return out
+
+
+def _am_fm_texture(n, rng, sample_rate):
+  out = np.zeros(n)
+  for start, length in _events(n, rng, sample_rate, (1, 2), (1.0, 5.0)):
+    t = np.arange(length) / sample_rate
+    carrier = np.exp(rng.uniform(np.log(200), np.log(0.3 * sample_rate)))
+    fm_rate, fm_depth = rng.uniform(0.5, 12), rng.uniform(0.01, 0.2) * carrier
+    am_rate, am_depth = rng.uniform(2, 40), rng.uniform(0.3, 1.0)
+    freq = carrier + fm_depth * np.sin(2 * np.pi * fm_rate * t + rng.uniform(0, 2 * np.pi))
+    phase = 2 * np.pi * np.cumsum(freq) / sample_rate
+    am = 1 - am_depth * 0.5 * (1 + np.sin(2 * np.pi * am_rate * t))
+    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.05)
+    out[start:start + length] += np.sin(phase) * am * fade
+  return out
+
+
+def _stationary_background(n, rng, sample_rate):
+  """Coloured noise (1/f^beta, beta in [0, 2]), sometimes with a hum."""
+  spectrum = np.fft.rfft(rng.standard_normal(n))
+  freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+  beta = rng.uniform(0.0, 2.0)
+  shape = 1.0 / np.maximum(freqs, 20.0) ** (beta / 2)
+  noise = np.fft.irfft(spectrum * shape, n)
+  noise /= np.std(noise) + 1e-12
+  if rng.random() < 0.3:
+    t = np.arange(n) / sample_rate
+    hum = rng.uniform(40, 120)
+    noise += rng.uniform(0.2, 1.0) * sum(np.sin(2 * np.pi * k * hum * t) / k for k in (1, 2, 3))
+  return noise
+
+
+_GENERATORS: Dict[str, Callable[[int, np.random.Generator, int], np.ndarray]] = {
+    'harmonic_tone': _harmonic_tone,
+    'chirp': _chirp,
+    'noise_burst': _noise_burst,
+    'click_train': _click_train,
+    'am_fm_texture': _am_fm_texture,
+    BACKGROUND_CLASS: _stationary_background,
+}
+
+
+def _room_impulse_response(rng: np.random.Generator, sample_rate: int, rt60: float
+                           ) -> np.ndarray:
+  """A synthetic RIR: direct path, early reflections, exponentially decaying tail."""
+  length = int(rt60 * 1.2 * sample_rate)
+  t = np.arange(length) / sample_rate
+  # Amplitude decays 60 dB in rt60 seconds.
+  tail = rng.standard_normal(length) * 10 ** (-3 * t / rt60)
+  tail[:int(0.005 * sample_rate)] = 0.0
+  rir = 0.3 * tail * rng.uniform(0.5, 1.0)
+  delay = int(rng.uniform(0.0005, 0.005) * sample_rate)
+  rir[delay] += 1.0
+  for _ in range(6):
+    reflection = int(rng.uniform(0.002, 0.04) * sample_rate) + delay
+    if reflection < length:
+      rir[reflection] += rng.uniform(-0.6, 0.6)
+  return rir / np.sqrt(np.sum(rir ** 2))
+
+
+def _fft_convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
+  size = x.size + h.size - 1
+  nfft = 1 << int(np.ceil(np.log2(size)))
+  return np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(h, nfft), nfft)[:x.size]
+
+
+def _active_power(x: np.ndarray) -> float:
+  """Mean power over the samples where the event is on (a 1e-3 envelope gate)."""
+  magnitude = np.abs(x)
+  active = magnitude > 1e-3 * magnitude.max() if magnitude.max() > 0 else magnitude > 0
+  return float(np.mean(x[active] ** 2)) if np.any(active) else 0.0
+
+
+# --------------------------------------------------------------------------
+# Examples.
+
+
+def make_example(rng: np.random.Generator, sample_rate: int = 16000, clip_seconds: float = 10.0,
+                 reverb: bool = False,
+                 source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS
+                 ) -> Tuple[np.ndarray, List[str]]:
+  """One example's quantised sources.
+
+  Returns:
+    (sources int16 [num_sources, time] with the background first, class names
+    per source). Their int32 sum fits int16 and peaks at most at PEAK_LEVEL.
+  """
+  n = int(round(clip_seconds * sample_rate))
+  if n <= 0:
+    raise ValueError(f'clip_seconds must be positive, got {clip_seconds}')
+  probs = np.asarray(source_count_probs, np.float64)
+  num_sources = int(rng.choice(np.arange(1, probs.size + 1), p=probs / probs.sum()))
+  kinds = [BACKGROUND_CLASS] + list(rng.choice(FOREGROUND_CLASSES, size=num_sources - 1))
+  rt60 = rng.uniform(0.2, 0.8) if reverb else None
+  sources = []
+  for index, kind in enumerate(kinds):
+    signal = _GENERATORS[kind](n, rng, sample_rate)
+    if rt60 is not None:
+      signal = _fft_convolve(signal, _room_impulse_response(rng, sample_rate, rt60))
+    if index == 0:
+      signal *= _BACKGROUND_RMS / (np.sqrt(np.mean(signal ** 2)) + 1e-12)
+    else:
+      snr_db = rng.uniform(*SNR_RANGE_DB)
+      target_power = _BACKGROUND_RMS ** 2 * 10 ** (snr_db / 10)
+      signal *= np.sqrt(target_power / max(_active_power(signal), 1e-20))
+    sources.append(signal)
+  sources = np.stack(sources)
+  # One gain for all sources keeps the SNRs while keeping the mixture and
+  # each source under full scale, with margin for the quantisation errors.
+  peak = max(np.max(np.abs(sources.sum(axis=0))), np.max(np.abs(sources)))
+  gain = min(1.0, PEAK_LEVEL / peak)
+  quantised = audio_io.quantize_pcm16(sources * gain)
+  total = quantised.astype(np.int32).sum(axis=0)
+  if np.max(np.abs(total)) > 32767:
+    raise AssertionError('synthetic mixture overflows int16; PEAK_LEVEL leaves no margin')
+  return quantised, [str(k) for k in kinds]
+
+
+def make_split(root: str, split: str, num_examples: int, seed: int = 0,
+               sample_rate: int = 16000, clip_seconds: float = 10.0,
+               reverb: bool = False) -> str:
+  """Writes one split's examples, list and labels sidecar; returns the list path."""
+  if split not in SPLITS:
+    raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+  if seed < 0:
+    raise ValueError(f'seed must be >= 0, got {seed}')
+  lines, label_lines = [], ['\t'.join((fuss.CLASSES_HEADER,) + CLASS_NAMES)]
+  for index in range(num_examples):
+    rng = np.random.default_rng([seed, SPLITS.index(split), index])
+    sources, kinds = make_example(rng, sample_rate, clip_seconds, reverb)
+    name = f'example{index:05d}'
+    mixture_rel = f'{split}/{name}.wav'
+    source_rels = []
+    foreground = 0
+    for kind in kinds:
+      if kind == BACKGROUND_CLASS:
+        file_name = 'background0_sound.wav'
+      else:
+        file_name = f'foreground{foreground}_sound.wav'
+        foreground += 1
+      source_rels.append(f'{split}/{name}_sources/{file_name}')
+    for rel, source in zip(source_rels, sources):
+      audio_io.write_wav(os.path.join(root, rel), source, sample_rate)
+    mixture = sources.astype(np.int32).sum(axis=0).astype(np.int16)
+    audio_io.write_wav(os.path.join(root, mixture_rel), mixture, sample_rate)
+    lines.append('\t'.join([mixture_rel] + source_rels))
+    label_lines.append('\t'.join([mixture_rel] + kinds))
+  list_path = os.path.join(root, f'{split}_example_list.txt')
+  with tf.io.gfile.GFile(list_path, 'w') as f:
+    f.write('\n'.join(lines) + ('\n' if lines else ''))
+  with tf.io.gfile.GFile(fuss.labels_path_for(list_path), 'w') as f:
+    f.write('\n'.join(label_lines) + '\n')
+  return list_path
+
+
+def make_dataset(root: str, num_train: int, num_validation: int, num_eval: int,
+                 seed: int = 0, sample_rate: int = 16000, clip_seconds: float = 10.0,
+                 reverb: bool = False) -> Dict[str, str]:
+  """Writes a whole synthetic FUSS root; returns {split: list path}."""
+  counts = {'train': num_train, 'validation': num_validation, 'eval': num_eval}
+  for split, count in counts.items():
+    if count < 0:
+      raise ValueError(f'num_{split} must be >= 0, got {count}')
+  if sample_rate <= 0 or clip_seconds <= 0:
+    raise ValueError(f'sample_rate and clip_seconds must be positive, got {sample_rate}, '
+                     f'{clip_seconds}')
+  tf.io.gfile.makedirs(root)
+  lists = {split: make_split(root, split, count, seed, sample_rate, clip_seconds, reverb)
+           for split, count in counts.items() if count > 0}
+  info = {'generator': 'mixit synthetic FUSS', 'seed': seed, 'sample_rate': sample_rate,
+          'clip_seconds': clip_seconds, 'reverb': reverb, 'counts': counts,
+          'class_names': list(CLASS_NAMES), 'snr_range_db': list(SNR_RANGE_DB),
+          'source_count_probs': list(SOURCE_COUNT_PROBS)}
+  with tf.io.gfile.GFile(os.path.join(root, 'synthetic_fuss.json'), 'w') as f:
+    f.write(json.dumps(info, indent=2) + '\n')
+  return lists
