@@ -1,0 +1,492 @@
+"""Keras 3 layers of the TDCN++ masking network (SPEC section 4).
+
+Shapes: waveforms `[batch, time]` or `[batch, source, time]`, encoder coefficients
+`[batch, frame, bin]`, core activations `[batch, frame, channel]`, masks
+`[batch, source, frame, bin]`.
+
+The computation follows the public TF1 code of google-research/sound-separation
+closely enough that its checkpoints load and reproduce its outputs (see
+`mixit/import_official.py`): every scalar parameter, the epsilon of the norms and
+the order of the operations matter for that. Layers that must stay in float32
+under a mixed-precision policy (front ends, mask head, mixture consistency) are
+created with `dtype='float32'` by the network; the TDCN++ core follows the
+global policy.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# tf.keras.layers.LayerNormalization's default epsilon: the official scalar-parameter
+# norms inherit it, and imported models only match with the same value.
+NORM_EPSILON = 1e-3
+
+# Axes of a `[batch, frame, channel]` tensor that each norm reduces over.
+# 'global_layer_norm' is the bin-wise global layer norm of the FUSS baseline: despite
+# its name it normalises every channel over time only, as instance norm does (the two
+# differ only in their official variable names). 'global_layer_norm_full' is the
+# models/train variant that reduces over time and channels together.
+NORM_AXES = {
+    'instance_norm': (1,),
+    'global_layer_norm': (1,),
+    'global_layer_norm_full': (1, 2),
+    'layer_norm': (2,),
+}
+NORM_ALIASES = {'instance': 'instance_norm', 'gln': 'global_layer_norm'}
+CONSISTENCY_TYPES = ('pred_source', 'uniform', 'power', 'none')
+
+
+def canonical_norm_type(norm_type: str) -> str:
+  norm_type = NORM_ALIASES.get(norm_type, norm_type)
+  if norm_type not in NORM_AXES:
+    raise ValueError(f'unknown norm {norm_type!r}; expected one of '
+                     f'{sorted(NORM_AXES) + sorted(NORM_ALIASES)}')
+  return norm_type
+
+
+def sqrt_hann_window(frame_length, dtype=tf.float32):
+  """Square root of the periodic Hann window (perfect reconstruction at hop <= 1/2)."""
+  return tf.sqrt(tf.signal.hann_window(frame_length, periodic=True, dtype=dtype))
+
+
+def enclosing_power_of_two(value: int) -> int:
+  return 1 << max(int(value) - 1, 0).bit_length()
+
+
+def _dense(x, kernel):
+  """`x [..., in] @ kernel [in, out]` for any leading dims."""
+  return tf.tensordot(x, kernel, axes=[[-1], [0]])
+
+
+class ScaledDense(keras.layers.Layer):
+  """Dense layer with an optional bias and an optional learnable scalar scale.
+
+  `y = scale * activation(x W + b)`: the official `dense_layer` with `dense_scale`.
+  `scale=None` means no scale variable.
+  """
+
+  def __init__(self, units: int, use_bias: bool = False, scale: Optional[float] = None,
+               activation: Optional[str] = None, **kwargs):
+    super().__init__(**kwargs)
+    self.units = int(units)
+    self.use_bias = bool(use_bias)
+    self.scale_init = scale
+    self.activation = activation
+    if activation not in (None, 'relu'):
+      raise ValueError(f'unsupported activation {activation!r}')
+
+  def build(self, input_shape):
+    input_dim = int(input_shape[-1])
+    self.kernel = self.add_weight(name='kernel', shape=(input_dim, self.units),
+                                  initializer='glorot_uniform')
+    self.bias = (self.add_weight(name='bias', shape=(self.units,), initializer='zeros')
+                 if self.use_bias else None)
+    self.scale = (self.add_weight(name='scale', shape=(),
+                                  initializer=keras.initializers.Constant(self.scale_init))
+                  if self.scale_init is not None else None)
+
+  def call(self, x):
+    y = _dense(x, self.kernel)
+    if self.bias is not None:
+      y = y + self.bias
+    if self.activation == 'relu':
+      y = tf.nn.relu(y)
+    if self.scale is not None:
+      y = self.scale * y
+    return y
+
+
+class PReLU(keras.layers.Layer):
+  """Parametric ReLU with one scalar slope shared by every channel."""
+
+  def __init__(self, alpha_init: float = 0.1, **kwargs):
+    super().__init__(**kwargs)
+    self.alpha_init = float(alpha_init)
+
+  def build(self, input_shape):
+    del input_shape
+    self.alpha = self.add_weight(name='alpha', shape=(),
+                                 initializer=keras.initializers.Constant(self.alpha_init))
+
+  def call(self, x):
+    return tf.nn.relu(x) - self.alpha * tf.nn.relu(-x)
+
+
+class ScalarNorm(keras.layers.Layer):
+  """Mean-and-variance normalisation over `axes` with a scalar gain and bias.
+
+  `y = gamma (x - mean) / sqrt(var + eps) + beta`, statistics per example over
+  `axes` (biased variance). Statistics are computed in float32 whatever the
+  compute dtype, since float16 variances of long signals overflow.
+  """
+
+  def __init__(self, axes: Sequence[int], epsilon: float = NORM_EPSILON, **kwargs):
+    super().__init__(**kwargs)
+    self.axes = tuple(int(a) for a in axes)
+    self.epsilon = float(epsilon)
+
+  def build(self, input_shape):
+    del input_shape
+    self.gamma = self.add_weight(name='gamma', shape=(), initializer='ones', autocast=False)
+    self.beta = self.add_weight(name='beta', shape=(), initializer='zeros', autocast=False)
+
+  def call(self, x):
+    dtype = x.dtype
+    x = tf.cast(x, tf.float32)
+    mean = tf.reduce_mean(x, axis=self.axes, keepdims=True)
+    variance = tf.reduce_mean(tf.math.squared_difference(x, mean), axis=self.axes,
+                              keepdims=True)
+    gain = tf.math.rsqrt(variance + self.epsilon) * tf.cast(self.gamma, tf.float32)
+    y = x * gain + (tf.cast(self.beta, tf.float32) - mean * gain)
+    return tf.cast(y, dtype)
+
+
+class DepthwiseTimeConv(keras.layers.Layer):
+  """Depthwise dilated convolution over frames with 'same' padding and a bias.
+
+  Kernel `[kernel_size, channels]`; `y[t] = b + sum_i w[i] x[t + (i - c) d]`
+  with TF's 'SAME' placement of the padding (`c = (kernel_size - 1) // 2`).
+  Written as shifted products, which works on any number of frames and dtype.
+  """
+
+  def __init__(self, kernel_size: int = 3, dilation: int = 1, **kwargs):
+    super().__init__(**kwargs)
+    if kernel_size < 1 or dilation < 1:
+      raise ValueError(f'kernel_size ({kernel_size}) and dilation ({dilation}) must be >= 1')
+    self.kernel_size = int(kernel_size)
+    self.dilation = int(dilation)
+
+  def build(self, input_shape):
+    channels = int(input_shape[-1])
+    # Glorot bound of the official DepthwiseConv2D kernel [k, 1, channels, 1].
+    limit = math.sqrt(6.0 / (self.kernel_size * channels + self.kernel_size))
+    self.kernel = self.add_weight(
+        name='kernel', shape=(self.kernel_size, channels),
+        initializer=keras.initializers.RandomUniform(-limit, limit))
+    self.bias = self.add_weight(name='bias', shape=(channels,), initializer='zeros')
+
+  def call(self, x):
+    pad_total = (self.kernel_size - 1) * self.dilation
+    pad_before = pad_total // 2
+    padded = tf.pad(x, [[0, 0], [pad_before, pad_total - pad_before], [0, 0]])
+    num_frames = tf.shape(x)[1]
+    y = None
+    for i in range(self.kernel_size):
+      start = i * self.dilation
+      term = padded[:, start:start + num_frames] * self.kernel[i]
+      y = term if y is None else y + term
+    return y + self.bias
+
+
+class TdcnBlock(keras.layers.Layer):
+  """One TDCN++ block: `x + dense2(norm(prelu(conv(norm(prelu(dense1(x)))))))`.
+
+  dense1: no bias, scale init 1; dense2: no bias, scale init `scale` (0.9**index
+  in the paper; None for no scale).
+  """
+
+  def __init__(self, bottleneck: int, conv_channels: int, kernel_size: int, dilation: int,
+               norm_type: str, scale: Optional[float], **kwargs):
+    super().__init__(**kwargs)
+    self.bottleneck = int(bottleneck)
+    self.conv_channels = int(conv_channels)
+    self.norm_type = canonical_norm_type(norm_type)
+    axes = NORM_AXES[self.norm_type]
+    self.dense1 = ScaledDense(conv_channels, use_bias=False, scale=1.0, name='dense1')
+    self.prelu1 = PReLU(name='prelu1')
+    self.norm1 = ScalarNorm(axes, name='norm1')
+    self.conv = DepthwiseTimeConv(kernel_size, dilation, name='conv')
+    self.prelu2 = PReLU(name='prelu2')
+    self.norm2 = ScalarNorm(axes, name='norm2')
+    self.dense2 = ScaledDense(bottleneck, use_bias=False, scale=scale, name='dense2')
+
+  def build(self, input_shape):
+    if int(input_shape[-1]) != self.bottleneck:
+      raise ValueError(f'TDCN++ block expects {self.bottleneck} channels, got {input_shape}')
+    inner = (None, None, self.conv_channels)
+    self.dense1.build(input_shape)
+    for layer in (self.prelu1, self.norm1, self.conv, self.prelu2, self.norm2):
+      layer.build(inner)
+    self.dense2.build(inner)
+
+  def call(self, x):
+    y = self.dense1(x)
+    y = self.norm1(self.prelu1(y))
+    y = self.conv(y)
+    y = self.norm2(self.prelu2(y))
+    return x + self.dense2(y)
+
+
+def default_dilations(num_repeats: int, num_dilations: int) -> List[int]:
+  return [2 ** i for i in range(num_dilations)] * num_repeats
+
+
+class TdcnCore(keras.layers.Layer):
+  """TDCN++ core: initial dense, blocks and skip-residual links.
+
+  `call(features [batch, frame, input_dim]) -> [batch, frame, bottleneck]`.
+  A skip link (src, dst) adds `ScaledDense(bottleneck, bias, scale 1)` of the
+  input of block src to the input of block dst; the input of dst seen by later
+  links includes it, as in the official code.
+  """
+
+  def __init__(self, input_dim: int, bottleneck: int, conv_channels: int, kernel_size: int,
+               dilations: Sequence[int], norm_type: str, block_scales: Sequence[Optional[float]],
+               skip_links: Sequence[Tuple[int, int]] = (), **kwargs):
+    super().__init__(**kwargs)
+    self.input_dim = int(input_dim)
+    self.bottleneck = int(bottleneck)
+    num_blocks = len(dilations)
+    if num_blocks < 1 or len(block_scales) != num_blocks:
+      raise ValueError(f'need one scale per block: {len(dilations)} dilations, '
+                       f'{len(block_scales)} scales')
+    links = sorted((int(s), int(d)) for s, d in skip_links)
+    if len(set(links)) != len(links):
+      raise ValueError(f'duplicate skip-residual links {links}')
+    for src, dst in links:
+      if not 0 <= src < dst < num_blocks:
+        raise ValueError(f'skip-residual link {src}->{dst} must satisfy '
+                         f'0 <= from < to < {num_blocks}')
+    # Official order: links into a block are added in increasing source order.
+    self.skip_links = sorted(links, key=lambda link: (link[1], link[0]))
+    self.initial_dense = ScaledDense(bottleneck, use_bias=True, scale=1.0,
+                                     name='initial_dense')
+    # One attribute per sublayer: tf.train.Checkpoint does not see into the
+    # lists that Keras 3 tracks, so a list of blocks would not be saved.
+    self.num_blocks = num_blocks
+    for i, (d, s) in enumerate(zip(dilations, block_scales)):
+      setattr(self, f'block_{i}',
+              TdcnBlock(bottleneck, conv_channels, kernel_size, d, norm_type, s,
+                        name=f'block_{i}'))
+    for src, dst in self.skip_links:
+      setattr(self, f'skip_{src}_to_{dst}',
+              ScaledDense(bottleneck, use_bias=True, scale=1.0, name=f'skip_{src}_to_{dst}'))
+
+  @property
+  def blocks(self) -> List[TdcnBlock]:
+    return [getattr(self, f'block_{i}') for i in range(self.num_blocks)]
+
+  @property
+  def skip_denses(self) -> List[ScaledDense]:
+    return [getattr(self, f'skip_{src}_to_{dst}') for src, dst in self.skip_links]
+
+  def build(self, input_shape):
+    del input_shape
+    self.initial_dense.build((None, None, self.input_dim))
+    inner = (None, None, self.bottleneck)
+    for layer in self.blocks + self.skip_denses:
+      layer.build(inner)
+
+  def call(self, features):
+    h = self.initial_dense(features)
+    block_inputs = []
+    for index, block in enumerate(self.blocks):
+      for (src, dst), dense in zip(self.skip_links, self.skip_denses):
+        if dst == index:
+          h = h + dense(block_inputs[src])
+      block_inputs.append(h)
+      h = block(h)
+    return h
+
+
+class StftFrontEnd(keras.layers.Layer):
+  """STFT analysis/synthesis with a sqrt periodic Hann window and `pad_end`.
+
+  `zero_pad_start` prepends `window - hop` zeros before analysis and removes them
+  after synthesis (models/train), so the first samples are covered by as many
+  frames as the rest. No weights.
+  """
+
+  def __init__(self, frame_length: int, frame_step: int, fft_length: Optional[int] = None,
+               zero_pad_start: bool = False, **kwargs):
+    super().__init__(**kwargs)
+    if not 0 < frame_step <= frame_length:
+      raise ValueError(f'STFT hop ({frame_step} samples) must be in (0, window = '
+                       f'{frame_length} samples]')
+    self.frame_length = int(frame_length)
+    self.frame_step = int(frame_step)
+    self.fft_length = int(fft_length or enclosing_power_of_two(frame_length))
+    if self.fft_length < self.frame_length:
+      raise ValueError(f'fft_length {self.fft_length} < window {self.frame_length}')
+    self.zero_pad_start = bool(zero_pad_start)
+    self.num_bins = self.fft_length // 2 + 1
+
+  @property
+  def num_coefficients(self) -> int:
+    return self.num_bins
+
+  def encode(self, waveform):
+    """`[..., time]` float32 -> complex64 `[..., frame, bin]`."""
+    if self.zero_pad_start:
+      pad = [[0, 0]] * (waveform.shape.rank - 1) + [[self.frame_length - self.frame_step, 0]]
+      waveform = tf.pad(waveform, pad)
+    return tf.signal.stft(waveform, self.frame_length, self.frame_step, self.fft_length,
+                          window_fn=sqrt_hann_window, pad_end=True)
+
+  def magnitude(self, coefficients):
+    return tf.abs(coefficients)
+
+  def apply_mask(self, mask, coefficients):
+    """`mask [b, m, frame, bin]` real, `coefficients [b, frame, bin]` complex."""
+    return tf.complex(mask, tf.zeros_like(mask)) * coefficients[:, tf.newaxis]
+
+  def decode(self, coefficients, length):
+    """complex `[..., frame, bin]` -> `[..., length]`."""
+    waveform = tf.signal.inverse_stft(
+        coefficients, self.frame_length, self.frame_step, self.fft_length,
+        window_fn=tf.signal.inverse_stft_window_fn(self.frame_step,
+                                                   forward_window_fn=sqrt_hann_window))
+    if self.zero_pad_start:
+      waveform = waveform[..., self.frame_length - self.frame_step:]
+    return waveform[..., :length]
+
+
+class LearnedBasisFrontEnd(keras.layers.Layer):
+  """Learned encoder/decoder basis (Conv-TasNet style, the MixIT NeurIPS 2020 model).
+
+  Encoder: frames (`pad_end`, cropped to `1 + ceil((T - window) / hop)` frames) ->
+  Dense(num_basis, relu, no bias). Decoder: Dense(window, no bias) -> overlap-add.
+  """
+
+  def __init__(self, frame_length: int, frame_step: int, num_basis: int, **kwargs):
+    super().__init__(**kwargs)
+    if not 0 < frame_step <= frame_length:
+      raise ValueError(f'basis hop ({frame_step} samples) must be in (0, window = '
+                       f'{frame_length} samples]')
+    self.frame_length = int(frame_length)
+    self.frame_step = int(frame_step)
+    self.num_basis = int(num_basis)
+    self.encoder = ScaledDense(num_basis, use_bias=False, activation='relu', name='encoder')
+    self.decoder = ScaledDense(frame_length, use_bias=False, name='decoder')
+
+  @property
+  def num_coefficients(self) -> int:
+    return self.num_basis
+
+  def build(self, input_shape):
+    del input_shape
+    self.encoder.build((None, None, self.frame_length))
+    self.decoder.build((None, None, self.num_basis))
+
+  def encode(self, waveform):
+    """`[batch, time]` -> nonnegative `[batch, frame, basis]`."""
+    frames = tf.signal.frame(waveform, self.frame_length, self.frame_step, pad_end=True)
+    length = tf.shape(waveform)[-1]
+    num_frames = 1 - (-(length - self.frame_length) // self.frame_step)
+    frames = frames[..., :num_frames, :]
+    return self.encoder(frames)
+
+  def magnitude(self, coefficients):
+    return coefficients
+
+  def apply_mask(self, mask, coefficients):
+    return mask * coefficients[:, tf.newaxis]
+
+  def decode(self, coefficients, length):
+    """`[..., frame, basis]` -> `[..., length]`."""
+    frames = self.decoder(coefficients)
+    return tf.signal.overlap_and_add(frames, self.frame_step)[..., :length]
+
+
+class MaskHead(keras.layers.Layer):
+  """Dense(bins x sources, no bias) on core activations -> sigmoid masks.
+
+  `[batch, frame, channel] -> [batch, source, frame, bin]`; the dense outputs are
+  ordered source-major, as in the official mask reshape.
+  """
+
+  def __init__(self, num_sources: int, num_bins: int, **kwargs):
+    super().__init__(**kwargs)
+    self.num_sources = int(num_sources)
+    self.num_bins = int(num_bins)
+    self.dense = ScaledDense(self.num_sources * self.num_bins, use_bias=False, name='dense')
+
+  def build(self, input_shape):
+    self.dense.build(input_shape)
+
+  def call(self, core_activations):
+    logits = self.dense(core_activations)
+    shape = tf.shape(logits)
+    logits = tf.reshape(logits, [shape[0], shape[1], self.num_sources, self.num_bins])
+    return tf.sigmoid(tf.transpose(logits, [0, 2, 1, 3]))
+
+
+class MixtureConsistency(keras.layers.Layer):
+  """Time-domain mixture consistency: `s_m += w_m (x - sum_m s_m)`.
+
+  `kind`: 'pred_source' (w = softmax of a Dense(M, no bias) on the time-averaged
+  core activations), 'uniform' (1/M), 'power' (w_m proportional to
+  `1e-8 + mean_t s_m^2`), or 'none' (outputs left as they are).
+  """
+
+  def __init__(self, kind: str, num_sources: int, core_channels: int, **kwargs):
+    super().__init__(**kwargs)
+    if kind not in CONSISTENCY_TYPES:
+      raise ValueError(f'unknown mixture consistency {kind!r}; expected one of '
+                       f'{CONSISTENCY_TYPES}')
+    self.kind = kind
+    self.num_sources = int(num_sources)
+    self.core_channels = int(core_channels)
+    self.weight_dense = (ScaledDense(num_sources, use_bias=False, name='weight_dense')
+                         if kind == 'pred_source' else None)
+
+  def build(self, input_shape):
+    del input_shape
+    if self.weight_dense is not None:
+      self.weight_dense.build((None, self.core_channels))
+
+  def mix_weights(self, separated, core_activations):
+    """`[batch, source, 1]` weights summing to one over sources (or a scalar)."""
+    if self.kind == 'pred_source':
+      pooled = tf.reduce_mean(core_activations, axis=1)
+      return tf.nn.softmax(self.weight_dense(pooled), axis=-1)[:, :, tf.newaxis]
+    if self.kind == 'power':
+      power = 1e-8 + tf.reduce_mean(tf.square(separated), axis=-1, keepdims=True)
+      return power / tf.reduce_sum(power, axis=1, keepdims=True)
+    return tf.constant(1.0 / self.num_sources, separated.dtype)
+
+  def call(self, mixture, separated, core_activations):
+    """`mixture [b, t]`, `separated [b, m, t]`, `core_activations [b, f, c]`."""
+    if self.kind == 'none':
+      return separated
+    residual = mixture[:, tf.newaxis] - tf.reduce_sum(separated, axis=1, keepdims=True)
+    return separated + self.mix_weights(separated, core_activations) * residual
+
+
+class SourceClassifier(keras.layers.Layer):
+  """Per-source class logits from time-pooled masked features.
+
+  `masks [b, m, f, k]`, `features [b, f, k]` -> logits `[b, m, classes]`:
+  `Dense(classes)(mean_f(mask_m * features))`. The features are what the core
+  sees (normalised magnitudes), so the logits do not depend on the input gain,
+  and the gradient reaches the masks and thus the separator.
+  """
+
+  def __init__(self, num_classes: int, num_bins: int, **kwargs):
+    super().__init__(**kwargs)
+    self.num_classes = int(num_classes)
+    self.num_bins = int(num_bins)
+    self.dense = ScaledDense(self.num_classes, use_bias=True, name='dense')
+
+  def build(self, input_shape):
+    del input_shape
+    self.dense.build((None, None, self.num_bins))
+
+  def call(self, masks, features):
+    pooled = tf.reduce_mean(masks * features[:, tf.newaxis], axis=2)
+    return self.dense(pooled)
+
+
+def block_scales(num_blocks: int, scale_type: str) -> List[Optional[float]]:
+  """Initial scale of each block's output dense: 'exponential' 0.9**b or 'none'."""
+  if scale_type == 'exponential':
+    return [0.9 ** b for b in range(num_blocks)]
+  if scale_type == 'none':
+    return [None] * num_blocks
+  raise ValueError(f"unknown block scale type {scale_type!r}; expected 'exponential' or 'none'")
+
+
+def count_parameters(layer: keras.layers.Layer) -> int:
+  return int(sum(np.prod(v.shape) for v in layer.weights))
