@@ -1,0 +1,631 @@
+r"""The FUSS evaluator: MSi, 1S, under/equal/over separation, reports and plots.
+
+Scores a separation system on a FUSS example list exactly as the public FUSS evaluator
+(google-research/sound-separation, `dcase2020_fuss_baseline/evaluate_lib.py`) does; see
+`eval/metrics.py` for the per-example procedure and `summarize` for the pooling. Unlike the
+public evaluator, `scores.csv` holds exactly one row per scored example, named by its mixture
+file and list line (the public one, after its switch from `DataFrame.append` to
+`pd.concat([df, series])`, appends every metric as a separate row of one unnamed column, and
+never records which example a row belongs to).
+
+Command line (`mixit-evaluate` is the same program):
+
+  python -m eval.fuss --saved_model=export/ \
+      --example_list=fuss/ssdata/eval_example_list.txt --output_dir=eval_out
+  python -m eval.fuss --separated_dir=separated/ --example_list=... --output_dir=... \
+      --compare=other_run/summary.json --label=my_model
+
+With `--separated_dir`, the outputs of example `<dir>/exampleNNNNN.wav` are read from
+`<separated_dir>/exampleNNNNN_source{i}.wav`, i = 0, 1, ... (or 1, 2, ...), as many as exist.
+
+Outputs in `--output_dir`: `scores.csv`, `summary.json`, `summary.txt`, `msi_vs_1s.png`,
+`sisnri_per_count.png`, `separation_counts.png`, and `scores_<baseline>.csv` per baseline.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sys
+import time
+from typing import Callable, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from data_pipeline import audio_io
+from data_pipeline import fuss as fuss_data
+from eval import baselines as baselines_lib
+from eval import metrics
+
+SeparateFn = Callable[[np.ndarray], np.ndarray]
+
+
+class BadExampleError(ValueError):
+  """An example that cannot be scored; the message names it."""
+
+
+@dataclasses.dataclass
+class LoadedExample:
+  """One example in memory.
+
+  Attributes:
+    name: the mixture file's stem (`example00042`), used for separated files and CSV rows.
+    sources: `[source, time]` float32 references; the mixture is their sum (as FUSS defines).
+    sample_rate: Hz.
+    line_number: line in the example list (None for examples built in memory).
+  """
+  name: str
+  sources: np.ndarray
+  sample_rate: int
+  line_number: Optional[int] = None
+
+  @property
+  def mixture(self) -> np.ndarray:
+    return np.sum(self.sources, axis=0, dtype=np.float32)
+
+  @property
+  def num_samples(self) -> int:
+    return int(self.sources.shape[-1])
+
+  def describe(self) -> str:
+    return (self.name if self.line_number is None
+            else f'{self.name} (example list line {self.line_number})')
+
+
+def example_name(path: str) -> str:
+  """`.../eval/example00042.wav` -> `example00042`."""
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def _describe(example) -> str:
+  if isinstance(example, LoadedExample):
+    return example.describe()
+  return f'{example_name(example.mixture_path)} (example list line {example.line_number})'
+
+
+def load_example(example: fuss_data.FussExample) -> LoadedExample:
+  """Reads the sources of one list entry.
+
+  Raises:
+    BadExampleError: a source is missing or undecodable, or sources differ in rate or length.
+  """
+  name = example_name(example.mixture_path)
+  where = f'{name} (example list line {example.line_number})'
+  waveforms, rates = [], []
+  for path in example.source_paths:
+    try:
+      waveform, rate = audio_io.read_audio(path)
+    except (OSError, ValueError) as e:
+      raise BadExampleError(f'{where}: cannot read source {path}: {e}') from e
+    waveforms.append(waveform)
+    rates.append(rate)
+  if len(set(rates)) != 1:
+    raise BadExampleError(f'{where}: sources have different sample rates {rates}')
+  lengths = [w.shape[0] for w in waveforms]
+  if len(set(lengths)) != 1:
+    raise BadExampleError(f'{where}: sources have different lengths {lengths} (samples)')
+  return LoadedExample(name=name, sources=np.stack(waveforms), sample_rate=rates[0],
+                       line_number=example.line_number)
+
+
+def _check_estimates(estimates, example: LoadedExample, origin: str) -> np.ndarray:
+  estimates = np.asarray(estimates)
+  if estimates.ndim != 2 or estimates.shape[0] < 1:
+    raise BadExampleError(f'{example.describe()}: {origin} gave estimates of shape '
+                          f'{estimates.shape}, expected [outputs, {example.num_samples}]')
+  if estimates.shape[1] != example.num_samples:
+    raise BadExampleError(f'{example.describe()}: {origin} gave estimates of '
+                          f'{estimates.shape[1]} samples, the references have '
+                          f'{example.num_samples}')
+  if not np.all(np.isfinite(estimates)):
+    bad = int(np.sum(~np.isfinite(estimates)))
+    raise BadExampleError(f'{example.describe()}: {origin} gave {bad} NaN or infinite samples')
+  return estimates
+
+
+# --------------------------------------------------------------------------------------------
+# Sources of estimates.
+
+
+class SavedModelSeparator:
+  """A `separate_fn` over an exported SavedModel (`serving_default` signature).
+
+  Loads with plain `tf.saved_model.load`; needs nothing of this package's model code.
+  """
+
+  def __init__(self, path: str):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    self._tf = tf
+    self.path = os.fspath(path)
+    try:
+      self._model = tf.saved_model.load(self.path)
+    except (OSError, ValueError, tf.errors.OpError) as e:
+      raise ValueError(f'--saved_model {self.path}: cannot load a SavedModel ({e})') from e
+    signatures = getattr(self._model, 'signatures', {})
+    if 'serving_default' not in signatures:
+      raise ValueError(f'--saved_model {self.path}: no serving_default signature '
+                       f'(has {sorted(signatures)})')
+    self._signature = signatures['serving_default']
+    self.sample_rate = self._read_constant('sample_rate')
+    self.num_sources = self._read_constant('num_sources')
+
+  def _read_constant(self, name: str) -> Optional[int]:
+    value = getattr(self._model, name, None)
+    if value is not None:
+      try:
+        return int(np.asarray(value.numpy() if hasattr(value, 'numpy') else value))
+      except (TypeError, ValueError):
+        pass
+    info_path = os.path.join(self.path, 'mixit_export.json')
+    if self._tf.io.gfile.exists(info_path):
+      with self._tf.io.gfile.GFile(info_path) as f:
+        value = json.load(f).get(name)
+      if value is not None:
+        return int(value)
+    return None
+
+  def __call__(self, mixtures: np.ndarray) -> np.ndarray:
+    """`[batch, time]` -> `[batch, outputs, time]`."""
+    outputs = self._signature(
+        mixture_waveform=self._tf.constant(np.asarray(mixtures, np.float32)))
+    if 'separated_waveforms' not in outputs:
+      raise ValueError(f'--saved_model {self.path}: serving_default returns '
+                       f'{sorted(outputs)}, expected separated_waveforms')
+    return outputs['separated_waveforms'].numpy()
+
+
+def read_separated(separated_dir: str, example: LoadedExample) -> np.ndarray:
+  """Reads `<separated_dir>/<example>_source{i}.wav`, i from 0 (or 1) while files exist.
+
+  Returns:
+    `[outputs, time]` float32.
+
+  Raises:
+    BadExampleError: no output file, a gap in the numbering, an undecodable file, or a
+      sample rate other than the references'.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  pattern = re.compile(re.escape(example.name) + r'_source(\d+)\.wav$')
+  found = {}
+  for path in tf.io.gfile.glob(os.path.join(separated_dir, example.name + '_source*.wav')):
+    match = pattern.search(os.path.basename(path))
+    if match:
+      found[int(match.group(1))] = path
+  if not found:
+    raise BadExampleError(f'{example.describe()}: no separated outputs '
+                          f'{example.name}_source<i>.wav in {separated_dir}')
+  first = min(found)
+  indices = sorted(found)
+  if first not in (0, 1) or indices != list(range(first, first + len(indices))):
+    raise BadExampleError(f'{example.describe()}: separated outputs in {separated_dir} must be '
+                          f'numbered 0..M-1 (or 1..M) without gaps, found {indices}')
+  estimates = []
+  for index in indices:
+    try:
+      waveform, rate = audio_io.read_audio(found[index])
+    except (OSError, ValueError) as e:
+      raise BadExampleError(f'{example.describe()}: {e}') from e
+    if rate != example.sample_rate:
+      raise BadExampleError(f'{example.describe()}: {found[index]} is at {rate} Hz, the '
+                            f'references at {example.sample_rate} Hz')
+    if waveform.shape[0] != example.num_samples:
+      raise BadExampleError(f'{example.describe()}: {found[index]} has {waveform.shape[0]} '
+                            f'samples, the references have {example.num_samples}')
+    estimates.append(waveform)
+  return np.stack(estimates)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation.
+
+
+def score_row(example: LoadedExample, estimates: np.ndarray) -> dict:
+  """One `scores.csv` row: counts, flags and per-slot scores (slots numbered from 1)."""
+  scores = metrics.score_example(example.sources, estimates, example.mixture)
+  row = {
+      'example': example.name,
+      'line_number': example.line_number,
+      'num_sources': int(example.sources.shape[0]),
+      'num_outputs': int(estimates.shape[0]),
+      'num_slots': int(scores.active_refs.shape[0]),
+      'num_active_refs': scores.num_active_refs,
+      'num_active_seps': scores.num_active_seps,
+      'num_active_pairs': scores.num_active_pairs,
+      'under_separation': int(scores.num_active_seps < scores.num_active_refs),
+      'equal_separation': int(scores.num_active_seps == scores.num_active_refs),
+      'over_separation': int(scores.num_active_seps > scores.num_active_refs),
+  }
+  per_slot = {
+      # Index of the output aligned to this reference slot; >= num_outputs marks zero padding.
+      'estimate_index': scores.assignment,
+      'active_ref': scores.active_refs,
+      'active_sep': scores.active_seps,
+      'active_pair': scores.active_pairs,
+      'power_sources': scores.power_sources,
+      'power_separated': scores.power_separated,
+      'sisnr_separated': scores.sisnr_separated,
+      'sisnr_mixture': scores.sisnr_mixture,
+      'sisnr_improvement': scores.sisnr_improvement,
+  }
+  for key, values in per_slot.items():
+    for slot, value in enumerate(values, start=1):
+      row[f'{key}_source{slot}'] = (float(value) if np.issubdtype(values.dtype, np.floating)
+                                    else int(value))
+  return row
+
+
+def _count_stats(values: Sequence[float]) -> tuple:
+  if not values:
+    return None, None
+  return float(np.mean(values)), float(np.std(values))
+
+
+def summarize(rows: Iterable[dict]) -> dict:
+  """Pools per-example rows into the FUSS summary.
+
+  1S is the mean SI-SNR over the scored pairs of examples with one active reference; MSi the
+  mean SI-SNRi over the scored pairs of examples with two or more, pooled over pairs (not a
+  mean of per-example means). Standard deviations are population ones (numpy's default), as
+  the public evaluator prints them. Examples are grouped by their number of *active*
+  references, which is what the public evaluator counts.
+
+  Returns:
+    `{"msi", "1s", "per_count": {"1": {...}, ...}, "under_separation", "equal_separation",
+      "over_separation", "num_examples"}` plus `msi_std`, `1s_std` and `separation_counts`
+    (`{"<active refs>": {"<active estimates>": examples}}`). Means over nothing are None.
+  """
+  rows = list(rows)
+  sisnr, sisnri, examples = {}, {}, {}
+  separation_counts = {}
+  for row in rows:
+    count = int(row['num_active_refs'])
+    examples[count] = examples.get(count, 0) + 1
+    sisnr.setdefault(count, [])
+    sisnri.setdefault(count, [])
+    for slot in range(1, int(row['num_slots']) + 1):
+      if int(row[f'active_pair_source{slot}']):
+        sisnr[count].append(float(row[f'sisnr_separated_source{slot}']))
+        sisnri[count].append(float(row[f'sisnr_improvement_source{slot}']))
+    by_estimates = separation_counts.setdefault(str(count), {})
+    key = str(int(row['num_active_seps']))
+    by_estimates[key] = by_estimates.get(key, 0) + 1
+  per_count = {}
+  for count in sorted(examples):
+    sisnr_mean, sisnr_std = _count_stats(sisnr[count])
+    sisnri_mean, sisnri_std = _count_stats(sisnri[count])
+    per_count[str(count)] = {
+        'num_examples': examples[count], 'num_pairs': len(sisnr[count]),
+        'sisnr_mean': sisnr_mean, 'sisnr_std': sisnr_std,
+        'sisnri_mean': sisnri_mean, 'sisnri_std': sisnri_std}
+  multi = [value for count in sorted(sisnri) if count >= 2 for value in sisnri[count]]
+  msi, msi_std = _count_stats(multi)
+  one_source, one_source_std = _count_stats(sisnr.get(1, []))
+
+  def rate(key):
+    return float(np.mean([int(row[key]) for row in rows])) if rows else None
+
+  return {
+      'msi': msi,
+      '1s': one_source,
+      'per_count': per_count,
+      'under_separation': rate('under_separation'),
+      'equal_separation': rate('equal_separation'),
+      'over_separation': rate('over_separation'),
+      'num_examples': len(rows),
+      'msi_std': msi_std,
+      '1s_std': one_source_std,
+      'separation_counts': {k: dict(sorted(v.items(), key=lambda kv: int(kv[0])))
+                            for k, v in sorted(separation_counts.items(),
+                                               key=lambda kv: int(kv[0]))},
+  }
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+  """Rows of the model and of each baseline, and what was skipped (and why)."""
+  rows: List[dict]
+  baseline_rows: dict
+  skipped_silent: List[str]
+  skipped_bad: List[str]
+
+  def summary(self, label: Optional[str] = None) -> dict:
+    """`summarize(rows)` plus `label`, `skipped` and `baselines` (their summaries)."""
+    summary = summarize(self.rows)
+    summary['label'] = label
+    summary['skipped'] = {'silent_references': len(self.skipped_silent),
+                          'bad_input': len(self.skipped_bad),
+                          'bad_input_reasons': list(self.skipped_bad)}
+    summary['baselines'] = {name: summarize(rows) for name, rows in self.baseline_rows.items()}
+    return summary
+
+
+class _Progress:
+  """A one-line progress bar with rate and ETA on stderr."""
+
+  def __init__(self, total: int, enabled: bool):
+    self._total, self._enabled = total, enabled
+    self._start = time.monotonic()
+    self._last = 0.0
+
+  def update(self, done: int):
+    if not self._enabled:
+      return
+    now = time.monotonic()
+    if done < self._total and now - self._last < 0.5:
+      return
+    self._last = now
+    elapsed = now - self._start
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = (self._total - done) / rate if rate > 0 else float('nan')
+    width = 30
+    filled = int(width * done / max(self._total, 1))
+    eta_text = f'{int(eta // 60)}m{int(eta % 60):02d}s' if np.isfinite(eta) else '?'
+    sys.stderr.write(f'\r[{"#" * filled}{"." * (width - filled)}] {done}/{self._total} '
+                     f'examples, {rate:.1f}/s, ETA {eta_text}  ')
+    if done >= self._total:
+      sys.stderr.write('\n')
+    sys.stderr.flush()
+
+
+def _run(examples, estimates_for_batch, batch_size: int, max_examples: Optional[int],
+         skip_bad: bool, baselines: Sequence[str], progress: bool,
+         sample_rate: Optional[int]) -> EvaluationResult:
+  """Loads, separates (in batches of equal-length examples) and scores."""
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+  unknown = [name for name in baselines if name not in baselines_lib.NAMES]
+  if unknown:
+    raise ValueError(f'unknown baseline(s) {unknown}; expected some of {baselines_lib.NAMES}')
+  examples = list(examples)
+  if max_examples is not None:
+    if max_examples < 1:
+      raise ValueError(f'max_examples must be >= 1, got {max_examples}')
+    examples = examples[:max_examples]
+  result = EvaluationResult(rows=[], baseline_rows={name: [] for name in baselines},
+                            skipped_silent=[], skipped_bad=[])
+  bar = _Progress(len(examples), progress)
+  done = 0
+
+  def bad(error: BadExampleError):
+    if not skip_bad:
+      raise error
+    result.skipped_bad.append(str(error))
+
+  def flush(batch: List[LoadedExample]):
+    nonlocal done
+    if not batch:
+      return
+    for example, estimates in zip(batch, estimates_for_batch(batch)):
+      try:
+        if isinstance(estimates, BadExampleError):
+          raise estimates
+        estimates = _check_estimates(estimates, example, 'the separator')
+      except BadExampleError as e:
+        bad(e)
+        continue
+      result.rows.append(score_row(example, estimates))
+      for name in baselines:
+        if name == baselines_lib.MIXTURE:
+          baseline = baselines_lib.no_separation(example.sources, example.mixture)
+        else:
+          baseline = baselines_lib.oracle_binary_mask(example.sources, example.mixture,
+                                                      example.sample_rate)
+        result.baseline_rows[name].append(score_row(example, baseline))
+    done += len(batch)
+    bar.update(done)
+    batch.clear()
+
+  batch: List[LoadedExample] = []
+  for example in examples:
+    try:
+      loaded = example if isinstance(example, LoadedExample) else load_example(example)
+    except BadExampleError as e:
+      bad(e)
+      done += 1
+      continue
+    if sample_rate is not None and loaded.sample_rate != sample_rate:
+      bad(BadExampleError(f'{loaded.describe()}: references at {loaded.sample_rate} Hz, the '
+                          f'model runs at {sample_rate} Hz'))
+      done += 1
+      continue
+    reference_rms = np.sqrt(np.mean(np.square(loaded.sources.astype(np.float64)), axis=-1))
+    if not np.any(reference_rms > metrics.ACTIVE_REFERENCE_RMS):
+      # Nothing to score against. The public evaluator skips examples whose samples are all
+      # within 1e-8 of zero (and would crash on the rarer ones whose RMS is all below 1e-8);
+      # the RMS test covers both.
+      result.skipped_silent.append(loaded.describe())
+      done += 1
+      continue
+    if batch and (loaded.num_samples != batch[0].num_samples or len(batch) == batch_size):
+      flush(batch)
+    batch.append(loaded)
+  flush(batch)
+  bar.update(len(examples))
+  return result
+
+
+def evaluate(separate_fn: SeparateFn, examples, batch_size: int = 1,
+             max_examples: Optional[int] = None, skip_bad: bool = False,
+             baselines: Sequence[str] = baselines_lib.NAMES, progress: bool = False,
+             sample_rate: Optional[int] = None) -> EvaluationResult:
+  """Evaluates a separation function on FUSS examples.
+
+  Args:
+    separate_fn: `mixtures [batch, time] float32 -> [batch, outputs, time]` (any M; the number
+      of outputs may differ from the number of references).
+    examples: `data_pipeline.fuss.FussExample`s (from `read_example_list`) or
+      `LoadedExample`s.
+    batch_size: examples per call of `separate_fn` (consecutive examples of equal length).
+    max_examples: evaluate only the first this many examples.
+    skip_bad: skip (and count) unreadable examples and bad outputs instead of raising.
+    baselines: names from `eval.baselines.NAMES` to score beside the model.
+    progress: show a progress bar on stderr.
+    sample_rate: the rate `separate_fn` expects; examples at another rate are bad input.
+
+  Returns:
+    EvaluationResult; `.summary(label)` gives the summary dictionary.
+
+  Raises:
+    BadExampleError (a ValueError naming the example): unreadable sources, NaN/inf outputs,
+      outputs of the wrong length or rank; unless `skip_bad`.
+  """
+  def estimates_for_batch(batch):
+    mixtures = np.stack([example.mixture for example in batch])
+    separated = np.asarray(separate_fn(mixtures))
+    if separated.ndim != 3 or separated.shape[0] != len(batch):
+      raise ValueError(f'separate_fn returned shape {separated.shape} for mixtures of shape '
+                       f'{mixtures.shape}; expected [{len(batch)}, outputs, time] '
+                       f'(examples {", ".join(e.describe() for e in batch)})')
+    return list(separated)
+
+  return _run(examples, estimates_for_batch, batch_size, max_examples, skip_bad, baselines,
+              progress, sample_rate)
+
+
+def evaluate_separated(separated_dir: str, examples, max_examples: Optional[int] = None,
+                       skip_bad: bool = False,
+                       baselines: Sequence[str] = baselines_lib.NAMES,
+                       progress: bool = False) -> EvaluationResult:
+  """Evaluates already-separated files `<separated_dir>/<example>_source{i}.wav`.
+
+  Same arguments, result and errors as `evaluate`; a missing output raises unless `skip_bad`.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not tf.io.gfile.isdir(separated_dir):
+    raise ValueError(f'--separated_dir {separated_dir}: not a directory')
+
+  def estimates_for_batch(batch):
+    out = []
+    for example in batch:
+      try:
+        out.append(read_separated(separated_dir, example))
+      except BadExampleError as e:
+        out.append(e)
+    return out
+
+  return _run(examples, estimates_for_batch, 1, max_examples, skip_bad, baselines, progress,
+              None)
+
+
+# --------------------------------------------------------------------------------------------
+# Reports and the command line.
+
+OUTPUT_FILES = ('scores.csv', 'summary.json', 'summary.txt', 'msi_vs_1s.png',
+                'sisnri_per_count.png', 'separation_counts.png')
+
+
+def write_report(result: EvaluationResult, output_dir: str, label: Optional[str] = None,
+                 compare: Sequence[str] = ()) -> dict:
+  """Writes scores, summaries and plots to `output_dir` and returns the summary.
+
+  Args:
+    result: from `evaluate` / `evaluate_separated`.
+    output_dir: local or gs:// folder (created).
+    label: run name in the summary and the plots.
+    compare: `summary.json` files of other runs, overlaid on the MSi-vs-1S plot and listed
+      in the text summary.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from eval import plots  # pylint: disable=g-import-not-at-top
+  from eval import report  # pylint: disable=g-import-not-at-top
+  comparisons = []
+  for path in compare:
+    other = report.read_summary_json(path)
+    if not other.get('label'):
+      other['label'] = os.path.basename(os.path.dirname(os.path.abspath(path))) or path
+    comparisons.append(other)
+  tf.io.gfile.makedirs(output_dir)
+  summary = result.summary(label)
+  report.write_scores_csv(result.rows, os.path.join(output_dir, 'scores.csv'))
+  for name, rows in result.baseline_rows.items():
+    report.write_scores_csv(rows, os.path.join(output_dir, f'scores_{name}.csv'))
+  report.write_json(summary, os.path.join(output_dir, 'summary.json'))
+  text = report.format_summary(summary, comparisons)
+  with tf.io.gfile.GFile(os.path.join(output_dir, 'summary.txt'), 'w') as f:
+    f.write(text)
+  runs = [(label or 'model', summary)] + [(other['label'], other) for other in comparisons]
+  plots.plot_msi_vs_1s(runs, os.path.join(output_dir, 'msi_vs_1s.png'))
+  plots.plot_per_count(summary, os.path.join(output_dir, 'sisnri_per_count.png'), label)
+  plots.plot_separation_counts(summary, os.path.join(output_dir, 'separation_counts.png'))
+  return summary
+
+
+def evaluate_and_report(example_list: str, output_dir: str, saved_model: Optional[str] = None,
+                        separated_dir: Optional[str] = None, label: Optional[str] = None,
+                        compare: Sequence[str] = (), batch_size: int = 4,
+                        max_examples: Optional[int] = None, skip_bad: bool = False,
+                        baselines: Sequence[str] = baselines_lib.NAMES,
+                        progress: bool = True) -> dict:
+  """What `mixit-evaluate` does: evaluate a SavedModel or separated files, write the report.
+
+  Exactly one of `saved_model` and `separated_dir` must be given. Returns the summary.
+  """
+  if (saved_model is None) == (separated_dir is None):
+    raise ValueError('give exactly one of --saved_model and --separated_dir')
+  examples = fuss_data.read_example_list(example_list, check_files=not skip_bad)
+  if label is None:
+    label = os.path.basename(os.path.normpath(saved_model or separated_dir))
+  if saved_model is not None:
+    separator = SavedModelSeparator(saved_model)
+    result = evaluate(separator, examples, batch_size=batch_size, max_examples=max_examples,
+                      skip_bad=skip_bad, baselines=baselines, progress=progress,
+                      sample_rate=separator.sample_rate)
+  else:
+    result = evaluate_separated(separated_dir, examples, max_examples=max_examples,
+                                skip_bad=skip_bad, baselines=baselines, progress=progress)
+  return write_report(result, output_dir, label=label, compare=compare)
+
+
+def _define_flags():
+  # Defined on demand, so importing this library never claims flag names (the demo and
+  # other binaries have their own --output_dir).
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('saved_model', None, 'Exported SavedModel to evaluate.')
+  flags.DEFINE_string('separated_dir', None,
+                      'Folder of separated files <example>_source{i}.wav to evaluate.')
+  flags.DEFINE_string('example_list', None, 'FUSS example list (e.g. eval_example_list.txt).')
+  flags.DEFINE_string('output_dir', None, 'Where scores, summaries and plots are written.')
+  flags.DEFINE_string('label', None, 'Run name (default: the model or folder name).')
+  flags.DEFINE_multi_string('compare', [], 'summary.json of another run to compare with.')
+  flags.DEFINE_integer('batch_size', 4, 'Examples per SavedModel call.')
+  flags.DEFINE_integer('max_examples', None, 'Evaluate only the first N examples.')
+  flags.DEFINE_boolean('skip_bad', False,
+                       'Skip and count unreadable examples and bad outputs instead of failing.')
+  flags.DEFINE_list('baselines', list(baselines_lib.NAMES),
+                    'Baselines scored beside the model (empty for none).')
+  flags.DEFINE_boolean('progress', True, 'Show a progress bar.')
+  flags.mark_flags_as_required(['example_list', 'output_dir'])
+
+
+def main(argv):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  values = flags.FLAGS
+  try:
+    summary = evaluate_and_report(
+        example_list=values.example_list, output_dir=values.output_dir,
+        saved_model=values.saved_model, separated_dir=values.separated_dir,
+        label=values.label, compare=values.compare, batch_size=values.batch_size,
+        max_examples=values.max_examples, skip_bad=values.skip_bad,
+        baselines=values.baselines, progress=values.progress)
+  except (ValueError, FileNotFoundError) as e:
+    sys.stderr.write(f'mixit-evaluate: error: {e}\n')
+    return 1
+  from eval import report  # pylint: disable=g-import-not-at-top
+  sys.stdout.write(report.format_summary(summary))
+  sys.stdout.write(f'Report written to {values.output_dir}\n')
+  return 0
+
+
+def run():
+  """Console script `mixit-evaluate`."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  _define_flags()
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,0 +1,432 @@
+"""Tests of the FUSS evaluator on hand-built examples with known answers, files and CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from data_pipeline import audio_io
+from data_pipeline import fuss as fuss_data
+from eval import baselines
+from eval import fuss
+from eval import report
+
+RATE = 16000
+LENGTH = 2048
+CAP = 10 * np.log10((1 + 1e-8) / 1e-8)  # SI-SNR of a perfect estimate.
+REQUIRED_KEYS = {'msi', '1s', 'per_count', 'under_separation', 'equal_separation',
+                 'over_separation', 'num_examples'}
+
+
+def orthogonal_sources(count, seed):
+  """`[count, LENGTH]` equal-power, mutually orthogonal sources whose two halves are mirror
+  images (v, -v), so each half carries exactly half of the energy."""
+  rng = np.random.default_rng(seed)
+  basis, _ = np.linalg.qr(rng.normal(size=(LENGTH // 2, count)))
+  halves = 4.0 * basis.T
+  return np.concatenate([halves, -halves], axis=1).astype(np.float32)
+
+
+def mixture_sisnr(count):
+  """SI-SNR of the mixture against each of `count` equal-power orthogonal sources."""
+  return CAP if count == 1 else -10 * np.log10(count - 1)
+
+
+def make_examples():
+  return [fuss.LoadedExample(name=f'example{k}', sources=orthogonal_sources(k, seed=k),
+                             sample_rate=RATE, line_number=k) for k in (1, 2, 3, 4)]
+
+
+class PlantedModel:
+  """A separate_fn that knows each example's sources (looked up by its mixture)."""
+
+  def __init__(self, examples, make_outputs, num_outputs):
+    self._outputs = {e.mixture.tobytes(): make_outputs(e.sources) for e in examples}
+    self._num_outputs = num_outputs
+    self.calls = []
+
+  def __call__(self, mixtures):
+    self.calls.append(mixtures.shape)
+    out = np.zeros((mixtures.shape[0], self._num_outputs, mixtures.shape[1]), np.float32)
+    for b, mixture in enumerate(mixtures):
+      outputs = self._outputs[mixture.astype(np.float32).tobytes()][:self._num_outputs]
+      out[b, :len(outputs)] = outputs
+    return out
+
+
+def split_first(sources):
+  first_half = sources[0].copy()
+  first_half[LENGTH // 2:] = 0
+  return np.concatenate([[first_half, sources[0] - first_half], sources[1:]])
+
+
+def merge_first_two(sources):
+  if len(sources) == 1:
+    return sources
+  return np.concatenate([[sources[0] + sources[1]], sources[2:]])
+
+
+def pooled(values):
+  return float(np.mean(values))
+
+
+class TestKnownAnswers:
+
+  def test_perfect_separation_of_1_to_4_sources(self):
+    examples = make_examples()
+    result = fuss.evaluate(PlantedModel(examples, lambda s: s, 4), examples, baselines=())
+    summary = result.summary()
+    assert summary['1s'] == pytest.approx(CAP, abs=1e-4)
+    expected = [CAP - mixture_sisnr(k) for k in (2, 3, 4) for _ in range(k)]
+    assert summary['msi'] == pytest.approx(pooled(expected), abs=1e-4)
+    assert summary['msi_std'] == pytest.approx(np.std(expected), abs=1e-4)
+    for k in (2, 3, 4):
+      stats = summary['per_count'][str(k)]
+      assert stats['num_pairs'] == k and stats['num_examples'] == 1
+      assert stats['sisnri_mean'] == pytest.approx(CAP - mixture_sisnr(k), abs=1e-4)
+      assert stats['sisnr_mean'] == pytest.approx(CAP, abs=1e-4)
+    assert (summary['under_separation'], summary['equal_separation'],
+            summary['over_separation']) == (0.0, 1.0, 0.0)
+    assert summary['num_examples'] == 4
+    assert REQUIRED_KEYS <= set(summary)
+
+  def test_model_that_outputs_the_mixture(self):
+    examples = make_examples()
+    result = fuss.evaluate(lambda m: np.repeat(m[:, None], 4, axis=1), examples,
+                           baselines=())
+    summary = result.summary()
+    assert summary['1s'] == pytest.approx(CAP, abs=1e-4)
+    assert summary['msi'] == pytest.approx(0.0, abs=1e-4)
+    for k in (2, 3, 4):
+      assert summary['per_count'][str(k)]['sisnr_mean'] == pytest.approx(
+          mixture_sisnr(k), abs=1e-4)
+    # Four active outputs everywhere: over-separated unless there are four sources.
+    assert summary['over_separation'] == 0.75
+    assert summary['equal_separation'] == 0.25
+    assert summary['under_separation'] == 0.0
+
+  def test_over_separating_model_splits_one_source_in_two(self):
+    examples = make_examples()
+    result = fuss.evaluate(PlantedModel(examples, split_first, 5), examples, baselines=())
+    summary = result.summary()
+    # Half of a source has SI-SNR 0 dB against it; the other half lands on a zero reference.
+    assert summary['1s'] == pytest.approx(0.0, abs=1e-4)
+    expected = []
+    for k in (2, 3, 4):
+      expected += [0.0 - mixture_sisnr(k)] + [CAP - mixture_sisnr(k)] * (k - 1)
+    assert summary['msi'] == pytest.approx(pooled(expected), abs=1e-4)
+    assert summary['over_separation'] == 1.0
+    assert summary['equal_separation'] == 0.0
+    assert summary['separation_counts'] == {'1': {'2': 1}, '2': {'3': 1}, '3': {'4': 1},
+                                            '4': {'5': 1}}
+    for row in result.rows:
+      assert row['num_active_seps'] == row['num_active_refs'] + 1
+      assert row['num_active_pairs'] == row['num_active_refs']
+
+  def test_under_separating_model_merges_two_sources(self):
+    examples = make_examples()
+    result = fuss.evaluate(PlantedModel(examples, merge_first_two, 4), examples,
+                           baselines=())
+    summary = result.summary()
+    assert summary['1s'] == pytest.approx(CAP, abs=1e-4)
+    # The merged output scores 0 dB against one of its two sources; the other one is paired
+    # with a silent output and not scored.
+    expected = [0.0 - mixture_sisnr(2)]
+    for k in (3, 4):
+      expected += [0.0 - mixture_sisnr(k)] + [CAP - mixture_sisnr(k)] * (k - 2)
+    assert summary['msi'] == pytest.approx(pooled(expected), abs=1e-4)
+    assert summary['per_count']['2']['num_pairs'] == 1
+    assert summary['under_separation'] == 0.75
+    assert summary['equal_separation'] == 0.25
+    assert summary['over_separation'] == 0.0
+
+  def test_baselines(self):
+    examples = make_examples()
+    result = fuss.evaluate(PlantedModel(examples, lambda s: s, 4), examples)
+    summary = result.summary(label='perfect')
+    mixture = summary['baselines'][baselines.MIXTURE]
+    assert mixture['1s'] == pytest.approx(CAP, abs=1e-4)
+    assert mixture['msi'] == pytest.approx(0.0, abs=1e-4)
+    assert mixture['under_separation'] == 0.75 and mixture['equal_separation'] == 0.25
+    oracle = summary['baselines'][baselines.ORACLE_BINARY_MASK]
+    # Binary masks recover a single source perfectly; with overlapping white-ish sources they
+    # sit between the mixture and perfect separation.
+    assert oracle['1s'] == pytest.approx(CAP, abs=0.01)
+    assert 0.0 < oracle['msi'] < summary['msi']
+    assert oracle['num_examples'] == 4
+
+  def test_silent_sources_and_all_silent_examples(self):
+    sources = orthogonal_sources(3, seed=7)
+    sources[2] = 0.0  # a listed but silent source: the example counts as 2-source
+    examples = [
+        fuss.LoadedExample('padded', sources, RATE, 1),
+        fuss.LoadedExample('silent', np.zeros((2, LENGTH), np.float32), RATE, 2),
+        fuss.LoadedExample('tiny', np.full((1, LENGTH), 1e-9, np.float32), RATE, 3),
+    ]
+    result = fuss.evaluate(PlantedModel(examples[:1], lambda s: s, 4), examples,
+                           baselines=())
+    summary = result.summary()
+    assert summary['num_examples'] == 1
+    assert summary['skipped']['silent_references'] == 2
+    assert list(summary['per_count']) == ['2']
+    assert summary['msi'] == pytest.approx(CAP - mixture_sisnr(2), abs=1e-4)
+    assert result.rows[0]['num_sources'] == 3 and result.rows[0]['num_active_refs'] == 2
+
+  def test_batches_give_the_same_rows(self):
+    examples = make_examples()
+    examples.insert(2, fuss.LoadedExample('short', orthogonal_sources(2, 9)[:, :1024], RATE, 9))
+    model = PlantedModel(examples, lambda s: s, 4)
+    one = fuss.evaluate(model, examples, batch_size=1, baselines=())
+    model.calls.clear()
+    three = fuss.evaluate(model, examples, batch_size=3, baselines=())
+    assert one.rows == three.rows
+    # Examples of another length start a new batch.
+    assert model.calls == [(2, LENGTH), (1, 1024), (2, LENGTH)]
+
+  def test_max_examples(self):
+    examples = make_examples()
+    result = fuss.evaluate(PlantedModel(examples, lambda s: s, 4), examples, max_examples=2,
+                           baselines=())
+    assert [row['example'] for row in result.rows] == ['example1', 'example2']
+
+
+class TestBadOutputs:
+
+  def test_nan_outputs_name_the_example(self):
+    examples = make_examples()
+
+    def separate(mixtures):
+      out = np.repeat(mixtures[:, None], 2, axis=1)
+      out[:, 1, 5] = np.nan
+      return out
+
+    with pytest.raises(fuss.BadExampleError, match='example1.*NaN'):
+      fuss.evaluate(separate, examples, baselines=())
+    result = fuss.evaluate(separate, examples, skip_bad=True, baselines=())
+    assert result.rows == []
+    assert result.summary()['skipped']['bad_input'] == 4
+
+  def test_wrong_length_names_the_example(self):
+    examples = make_examples()
+    with pytest.raises(fuss.BadExampleError, match=r'example1 \(example list line 1\).*2047'):
+      fuss.evaluate(lambda m: m[:, None, :-1], examples, baselines=())
+
+  def test_wrong_rank_raises(self):
+    with pytest.raises(ValueError, match='expected \\[1, outputs, time\\]'):
+      fuss.evaluate(lambda m: m, make_examples(), baselines=())
+
+  def test_bad_arguments(self):
+    with pytest.raises(ValueError, match='batch_size'):
+      fuss.evaluate(lambda m: m[:, None], make_examples(), batch_size=0)
+    with pytest.raises(ValueError, match='unknown baseline'):
+      fuss.evaluate(lambda m: m[:, None], make_examples(), baselines=('ideal_ratio',))
+
+
+class TestCsv:
+
+  def test_csv_rereads_to_the_same_summary(self, tmp_path):
+    examples = make_examples()
+    rng = np.random.default_rng(0)
+    noisy_split = lambda s: split_first(s) + 0.05 * rng.normal(size=(len(s) + 1, LENGTH))
+    result = fuss.evaluate(PlantedModel(examples, noisy_split, 5), examples, baselines=())
+    path = str(tmp_path / 'scores.csv')
+    report.write_scores_csv(result.rows, path)
+    rows = report.read_scores_csv(path)
+    assert rows == result.rows
+    assert fuss.summarize(rows) == fuss.summarize(result.rows)
+    with open(path) as f:
+      lines = f.read().splitlines()
+    assert len(lines) == 1 + len(examples)  # one row per example
+    header = lines[0].split(',')
+    assert [line.split(',')[header.index('example')] for line in lines[1:]] == [
+        e.name for e in examples]
+
+  def test_rows_with_different_slot_counts(self, tmp_path):
+    examples = make_examples()
+    result = fuss.evaluate(PlantedModel(examples, lambda s: s, 2), examples, baselines=())
+    assert [row['num_slots'] for row in result.rows] == [2, 2, 3, 4]
+    path = str(tmp_path / 'scores.csv')
+    report.write_scores_csv(result.rows, path)
+    assert report.read_scores_csv(path) == result.rows
+
+  def test_not_a_scores_file(self, tmp_path):
+    path = tmp_path / 'other.csv'
+    path.write_text('a,b\n1,2\n')
+    with pytest.raises(ValueError, match='not a scores.csv'):
+      report.read_scores_csv(str(path))
+
+
+# ----------------------------------------------------------------------------------------------
+# Files on disk: a FUSS-format folder, separated outputs, a SavedModel, the CLI.
+
+
+def write_fuss(root, counts=(1, 2, 3)):
+  """Writes a FUSS-layout folder and eval_example_list.txt; returns (list path, sources)."""
+  lines, all_sources = [], {}
+  for index, count in enumerate(counts):
+    name = f'example{index:05d}'
+    sources = 0.5 * orthogonal_sources(count, seed=100 + index) / 4.0
+    sources = audio_io.quantize_pcm16(sources).astype(np.float32) / 32768.0
+    paths = []
+    for j, source in enumerate(sources):
+      kind = 'background' if j == 0 else 'foreground'
+      relative = f'eval/{name}_sources/{kind}{j}_sound.wav'
+      audio_io.write_wav(os.path.join(root, relative), source, RATE)
+      paths.append(relative)
+    audio_io.write_wav(os.path.join(root, f'eval/{name}.wav'), sources.sum(0), RATE,
+                       subtype='FLOAT')
+    lines.append('\t'.join([f'eval/{name}.wav'] + paths))
+    all_sources[name] = sources
+  list_path = os.path.join(root, 'eval_example_list.txt')
+  with open(list_path, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  return list_path, all_sources
+
+
+def write_separated(folder, all_sources, start=0):
+  for name, sources in all_sources.items():
+    for i, source in enumerate(sources):
+      audio_io.write_wav(os.path.join(folder, f'{name}_source{i + start}.wav'), source, RATE,
+                         subtype='FLOAT')
+
+
+class TestFiles:
+
+  def test_separated_dir_perfect(self, tmp_path):
+    list_path, all_sources = write_fuss(str(tmp_path / 'fuss'))
+    write_separated(str(tmp_path / 'sep'), all_sources, start=1)
+    examples = fuss_data.read_example_list(list_path)
+    result = fuss.evaluate_separated(str(tmp_path / 'sep'), examples)
+    summary = result.summary()
+    assert summary['1s'] == pytest.approx(CAP, abs=1e-3)
+    expected = [CAP - mixture_sisnr(k) for k in (2, 3) for _ in range(k)]
+    assert summary['msi'] == pytest.approx(pooled(expected), abs=1e-3)
+    assert summary['equal_separation'] == 1.0
+    assert [row['line_number'] for row in result.rows] == [1, 2, 3]
+
+  def test_separated_dir_missing_outputs(self, tmp_path):
+    list_path, all_sources = write_fuss(str(tmp_path / 'fuss'))
+    del all_sources['example00001']
+    write_separated(str(tmp_path / 'sep'), all_sources)
+    examples = fuss_data.read_example_list(list_path)
+    with pytest.raises(fuss.BadExampleError, match='example00001 .*line 2.*no separated'):
+      fuss.evaluate_separated(str(tmp_path / 'sep'), examples)
+    result = fuss.evaluate_separated(str(tmp_path / 'sep'), examples, skip_bad=True)
+    assert [row['example'] for row in result.rows] == ['example00000', 'example00002']
+    assert result.summary()['skipped']['bad_input'] == 1
+
+  def test_separated_dir_gap_and_wrong_length(self, tmp_path):
+    list_path, all_sources = write_fuss(str(tmp_path / 'fuss'), counts=(3,))
+    sep = tmp_path / 'sep'
+    write_separated(str(sep), all_sources)
+    os.remove(sep / 'example00000_source1.wav')
+    examples = fuss_data.read_example_list(list_path)
+    with pytest.raises(fuss.BadExampleError, match='without gaps'):
+      fuss.evaluate_separated(str(sep), examples)
+    audio_io.write_wav(str(sep / 'example00000_source1.wav'), np.zeros(100), RATE)
+    with pytest.raises(fuss.BadExampleError, match='example00000.*100 samples'):
+      fuss.evaluate_separated(str(sep), examples)
+
+  def test_missing_source_file_in_list(self, tmp_path):
+    list_path, _ = write_fuss(str(tmp_path / 'fuss'))
+    os.remove(tmp_path / 'fuss/eval/example00001_sources/foreground1_sound.wav')
+    examples = fuss_data.read_example_list(list_path, check_files=False)
+    with pytest.raises(fuss.BadExampleError, match='example00001 .*line 2.*foreground1'):
+      fuss.evaluate(lambda m: m[:, None], examples)
+    result = fuss.evaluate(lambda m: m[:, None], examples, skip_bad=True)
+    assert result.summary()['skipped']['bad_input'] == 1
+    assert len(result.rows) == 2
+    with pytest.raises(FileNotFoundError, match='eval_example_list.txt:2'):
+      fuss.evaluate_and_report(list_path, str(tmp_path / 'out'),
+                               separated_dir=str(tmp_path), progress=False)
+
+  def test_saved_model_matches_the_same_function_in_memory(self, tmp_path):
+    tf = pytest.importorskip('tensorflow')
+
+    class HalfAndHalf(tf.Module):
+      """Outputs [first half of the clip, second half] as two sources."""
+
+      def __init__(self, sample_rate):
+        super().__init__()
+        self.sample_rate = tf.Variable(sample_rate, trainable=False)
+
+      @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
+      def serve(self, mixture_waveform):
+        length = tf.shape(mixture_waveform)[1]
+        first = tf.cast(tf.range(length) < length // 2, tf.float32)
+        return {'separated_waveforms': tf.stack(
+            [mixture_waveform * first, mixture_waveform * (1 - first)], axis=1)}
+
+    def half_and_half(mixtures):
+      first = (np.arange(mixtures.shape[1]) < mixtures.shape[1] // 2).astype(np.float32)
+      return np.stack([mixtures * first, mixtures * (1 - first)], axis=1)
+
+    for rate in (RATE, 8000):
+      module = HalfAndHalf(rate)
+      tf.saved_model.save(module, str(tmp_path / f'model{rate}'),
+                          signatures={'serving_default': module.serve})
+    separator = fuss.SavedModelSeparator(str(tmp_path / f'model{RATE}'))
+    assert separator.sample_rate == RATE
+    examples = make_examples()
+    from_model = fuss.evaluate(separator, examples, batch_size=2, baselines=(),
+                               sample_rate=separator.sample_rate)
+    in_memory = fuss.evaluate(half_and_half, examples, baselines=())
+    assert len(from_model.rows) == len(in_memory.rows) == 4
+    for got, expected in zip(from_model.rows, in_memory.rows):
+      assert got.keys() == expected.keys()
+      for key, value in expected.items():
+        assert got[key] == (pytest.approx(value, abs=1e-6) if isinstance(value, float)
+                            else value), key
+    # Each half of a (v, -v) source holds half its energy: 0 dB for the 1-source example.
+    assert from_model.summary()['1s'] == pytest.approx(0.0, abs=1e-4)
+
+    list_path, _ = write_fuss(str(tmp_path / 'fuss'))
+    with pytest.raises(fuss.BadExampleError, match='8000 Hz'):
+      fuss.evaluate_and_report(list_path, str(tmp_path / 'out'),
+                               saved_model=str(tmp_path / 'model8000'), progress=False)
+    with pytest.raises(ValueError, match='--saved_model'):
+      fuss.SavedModelSeparator(str(tmp_path / 'fuss'))
+
+  def test_report_files_and_cli_compare(self, tmp_path):
+    list_path, all_sources = write_fuss(str(tmp_path / 'fuss'))
+    write_separated(str(tmp_path / 'perfect'), all_sources)
+    merged = {name: s if len(s) == 1 else np.concatenate([[s[0] + s[1]], s[2:]])
+              for name, s in all_sources.items()}
+    write_separated(str(tmp_path / 'merged'), merged)
+    first = fuss.evaluate_and_report(list_path, str(tmp_path / 'out_perfect'),
+                                     separated_dir=str(tmp_path / 'perfect'), progress=False)
+    assert first['label'] == 'perfect'
+    command = [sys.executable, '-m', 'eval.fuss', f'--separated_dir={tmp_path / "merged"}',
+               f'--example_list={list_path}', f'--output_dir={tmp_path / "out_merged"}',
+               f'--compare={tmp_path / "out_perfect" / "summary.json"}', '--label=merged',
+               '--noprogress']
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                               cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert 'MSi' in completed.stdout
+    out = tmp_path / 'out_merged'
+    for name in fuss.OUTPUT_FILES + ('scores_mixture.csv', 'scores_oracle_binary_mask.csv'):
+      assert (out / name).exists(), name
+    for name in fuss.OUTPUT_FILES:
+      if name.endswith('.png'):
+        assert (out / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    summary = json.loads((out / 'summary.json').read_text())
+    assert REQUIRED_KEYS <= set(summary)
+    assert summary['label'] == 'merged'
+    assert summary['under_separation'] == pytest.approx(2 / 3)
+    assert set(summary['baselines']) == set(baselines.NAMES)
+    text = (out / 'summary.txt').read_text()
+    assert 'perfect' in text and 'oracle binary mask' in text
+    assert fuss.summarize(report.read_scores_csv(str(out / 'scores.csv'))) == {
+        k: v for k, v in summary.items()
+        if k not in ('label', 'skipped', 'baselines')}
+
+  def test_cli_errors(self, tmp_path):
+    command = [sys.executable, '-m', 'eval.fuss', f'--example_list={tmp_path}/none.txt',
+               f'--output_dir={tmp_path}/out', f'--separated_dir={tmp_path}']
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                               cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert completed.returncode == 1
+    assert 'example list not found' in completed.stderr
