@@ -389,6 +389,8 @@ def fuss_dataset(examples: Sequence[FussExample],
           lambda j=j: crop(decode_wav_checked(paths[j], sample_rate), paths[j]),
           lambda: tf.zeros([out_length], tf.float32)))
     sources = tf.stack(sources)
+    if clip_length is not None:
+      sources = tf.ensure_shape(sources, [max_sources, clip_length])
     mixture = tf.reduce_sum(sources, axis=0)
     if check_mixture:
       file_mixture = crop(decode_wav_checked(element['mixture_path'], sample_rate),

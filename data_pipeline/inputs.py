@@ -74,11 +74,12 @@ def _pipeline_seed(seed: Optional[int],
 def unsupervised_to_train_element(element, max_sources: int):
   """MoM element -> the training structure (sources zero, not supervised)."""
   mixtures = element['mixtures']
-  length = tf.shape(mixtures)[-1]
+  # A static length keeps batch shapes static (XLA, TPU).
+  length = mixtures.shape[-1] if mixtures.shape[-1] is not None else tf.shape(mixtures)[-1]
   out = {
       'mom': element['mom'],
       'mixtures': mixtures,
-      'sources': tf.zeros(tf.stack([max_sources, length]), tf.float32),
+      'sources': tf.zeros([max_sources, length], tf.float32),
       'num_sources': tf.constant(0, tf.int32),
       'supervised': tf.constant(False),
   }
@@ -90,7 +91,8 @@ def unsupervised_to_train_element(element, max_sources: int):
 def supervised_to_train_element(element, num_mixtures: int):
   """FUSS element -> the training structure (mixtures[0] = mom = sum of sources)."""
   mixture = element['mixture']
-  padding = tf.zeros(tf.stack([num_mixtures - 1, tf.shape(mixture)[0]]), tf.float32)
+  length = mixture.shape[0] if mixture.shape[0] is not None else tf.shape(mixture)[0]
+  padding = tf.zeros([num_mixtures - 1, length], tf.float32)
   out = {
       'mom': mixture,
       'mixtures': tf.concat([mixture[tf.newaxis], padding], axis=0),
@@ -101,8 +103,7 @@ def supervised_to_train_element(element, num_mixtures: int):
   if 'labels' in element:
     labels = element['labels']
     out['labels'] = tf.concat(
-        [labels[tf.newaxis], tf.zeros([num_mixtures - 1, tf.shape(labels)[0]], tf.float32)],
-        axis=0)
+        [labels[tf.newaxis], tf.zeros([num_mixtures - 1, labels.shape[0]], tf.float32)], axis=0)
   return out
 
 
