@@ -1,0 +1,425 @@
+"""The training loop: strategy-agnostic, with injected pieces so tests can drive it.
+
+`train(model_dir, strategy, ...)` (gin name `training`) builds the network,
+trainer and optimizer inside `strategy.scope()`, feeds them batches from
+`strategy.distribute_datasets_from_function`, and runs a custom loop around
+`strategy.run(trainer.train_step)`: checkpoints of
+`tf.train.Checkpoint(network=, optimizer=, step=)` through a
+`tf.train.CheckpointManager` (the config is rewritten beside each one),
+step-exact resume (the learning-rate schedule follows `optimizer.iterations`,
+which the checkpoint holds), TensorBoard scalars and audio in `train/` and
+`eval/`, and a progress line with steps/s and ETA.
+
+The data iterator is not checkpointed: its shuffle buffers hold hundreds of
+10-s clips, and a resumed run simply draws fresh random mixtures of mixtures.
+"""
+import difflib
+import math
+import os
+import shutil
+import tempfile
+import time
+from typing import Callable, Dict, Optional
+
+from absl import logging
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from mixit import gin_config
+from mixit import strategy as strategy_lib
+from mixit import trainer as trainer_lib
+
+PRECISION_POLICIES = ('float32', 'mixed_float16', 'mixed_bfloat16')
+
+
+@gin.configurable('precision')
+def set_precision_policy(policy: str = 'float32') -> str:
+  """Sets the global Keras dtype policy (before the network is built).
+
+  `mixed_float16` on GPU (the optimizer then scales the loss), `mixed_bfloat16`
+  on TPU. The network's front end and heads and all losses stay float32.
+  """
+  if policy not in PRECISION_POLICIES:
+    raise ValueError(f'precision.policy must be one of {PRECISION_POLICIES}, got {policy!r}')
+  keras.mixed_precision.set_global_policy(policy)
+  return policy
+
+
+# ------------------------------------------------------------------ model dir
+
+_RUN_ARTIFACTS = ('checkpoint', gin_config.CONFIG_FILENAME, gin_config.OPERATIVE_CONFIG_FILENAME,
+                  'train', 'eval')
+
+
+def _wipe_run(model_dir: str) -> None:
+  """Deletes what a training run wrote (checkpoints, configs, logs), nothing else."""
+  for name in tf.io.gfile.listdir(model_dir):
+    name = name.rstrip('/')
+    path = os.path.join(model_dir, name)
+    if name in _RUN_ARTIFACTS or name.startswith('ckpt-'):
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      else:
+        tf.io.gfile.remove(path)
+
+
+def prepare_model_dir(model_dir: str, overwrite: bool = False) -> bool:
+  """Checks that `model_dir` is empty or holds a run of the current gin config.
+
+  A run is resumed only under the config that started it: a `config.gin` that
+  differs from the current `gin.config_str()` (or checkpoints without any
+  config) raises a ValueError showing the difference, unless `overwrite`, in
+  which case the old run's checkpoints, configs and logs are deleted.
+
+  Returns:
+    True when an earlier run of the same config is there to resume.
+  """
+  tf.io.gfile.makedirs(model_dir)
+  current = gin.config_str()
+  saved = gin_config.read_config(model_dir)
+  has_checkpoint = tf.train.latest_checkpoint(model_dir) is not None
+  if saved is None and not has_checkpoint:
+    return False
+  if saved == current:
+    return has_checkpoint
+  if saved is None:
+    problem = f'{model_dir!r} holds checkpoints but no {gin_config.CONFIG_FILENAME}'
+  else:
+    diff = list(difflib.unified_diff(saved.splitlines(), current.splitlines(),
+                                     f'{model_dir}/{gin_config.CONFIG_FILENAME}',
+                                     'this run', lineterm='', n=0))
+    shown = '\n'.join(diff[:40]) + ('\n...' if len(diff) > 40 else '')
+    problem = f'{model_dir!r} holds a run with a different gin config:\n{shown}'
+  if not overwrite:
+    raise ValueError(f'{problem}\nRefusing to mix runs: use another --model_dir, or pass '
+                     '--overwrite to delete that run and start over.')
+  logging.warning('%s\n--overwrite: deleting the old run in %s', problem, model_dir)
+  _wipe_run(model_dir)
+  return False
+
+
+def initialize_from(network: keras.Model, source: str) -> str:
+  """Loads network weights from the latest checkpoint of `source` (a model dir or a checkpoint).
+
+  Only the network is restored (the optimizer and step start fresh: fine
+  tuning). Raises ValueError when nothing is found or the architectures differ.
+  """
+  path = source
+  if tf.io.gfile.isdir(source):
+    path = tf.train.latest_checkpoint(source)
+    if path is None:
+      raise ValueError(f'--init_from {source!r} holds no checkpoint')
+  elif not tf.io.gfile.exists(path + '.index'):
+    raise ValueError(f'--init_from {source!r} is neither a model dir nor a checkpoint prefix')
+  status = tf.train.Checkpoint(network=network).restore(path)
+  try:
+    status.assert_existing_objects_matched()
+  except AssertionError as e:
+    raise ValueError(f'--init_from {path!r} does not match this network (was it trained with '
+                     f'another model config?): {e}') from e
+  status.expect_partial()
+  return path
+
+
+# ------------------------------------------------------------------- logging
+
+def format_duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return '?'
+  seconds = int(round(seconds))
+  hours, rest = divmod(seconds, 3600)
+  minutes, seconds = divmod(rest, 60)
+  return f'{hours}h{minutes:02d}m{seconds:02d}s' if hours else f'{minutes}m{seconds:02d}s'
+
+
+class Progress:
+  """Steps/s and ETA over the steps run by this process (not the resumed ones)."""
+
+  def __init__(self, start_step: int, num_steps: int):
+    self.start_step = start_step
+    self.num_steps = num_steps
+    self.start_time = None
+    self.first_step = None
+
+  def line(self, step: int, logs: Dict[str, float], now: Optional[float] = None) -> str:
+    now = time.time() if now is None else now
+    if self.start_time is None:
+      # Timing starts after the first (tracing) step.
+      self.start_time, self.first_step = now, step
+    done = step - self.first_step
+    rate = done / (now - self.start_time) if done > 0 and now > self.start_time else float('nan')
+    eta = (self.num_steps - step) / rate if rate > 0 else float('nan')
+    terms = ' '.join(f'{k}={logs[k]:.3f}' for k in ('loss',) + trainer_lib.LOSS_TERMS
+                     if k in logs)
+    return (f'step {step}/{self.num_steps} ({100.0 * step / self.num_steps:.1f}%) {terms} | '
+            f'{rate:.2f} steps/s | ETA {format_duration(eta)}')
+
+  def rate(self, step: int, now: Optional[float] = None) -> float:
+    now = time.time() if now is None else now
+    if self.start_time is None or step <= self.first_step or now <= self.start_time:
+      return float('nan')
+    return (step - self.first_step) / (now - self.start_time)
+
+
+def nonfinite_message(step: int, logs: Dict[str, float]) -> str:
+  """Names the step and the loss terms that were NaN/Inf."""
+  bad = [f'{k}={logs[k]}' for k in trainer_lib.LOSS_TERMS + ('loss',)
+         if k in logs and not math.isfinite(logs[k])]
+  if not bad:
+    bad = [f'gradient norm={logs.get("grad_norm")}']
+  return f'non-finite loss at step {step}: ' + ', '.join(bad)
+
+
+# TensorBoard's plugin metadata, written with core TF ops: TF >= 2.21 no longer
+# installs the `tensorboard` package that `tf.summary.scalar/audio` need, and the
+# events must be readable by TensorBoard wherever it runs.
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars'))
+# AudioPluginData {version: 0, encoding: WAV (11)}: field 2, varint 11.
+_AUDIO_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='audio',
+                                                       content=b'\x10\x0b'))
+
+
+def write_scalar(name: str, value: float, step: int) -> None:
+  """A TensorBoard scalar in the default summary writer."""
+  tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
+
+
+def write_audio(name: str, waveforms: np.ndarray, sample_rate: int, step: int) -> None:
+  """Writes `waveforms` [k, time] as k WAV clips, each peak-normalised for listening."""
+  waveforms = np.asarray(waveforms, np.float32)
+  peak = np.max(np.abs(waveforms), axis=-1, keepdims=True)
+  waveforms = np.clip(waveforms / np.maximum(peak, 1e-8), -1.0, 1.0)
+  encoded = [tf.audio.encode_wav(w[:, None], sample_rate) for w in waveforms]
+  labels = [tf.constant(f'{name} {i}') for i in range(len(encoded))]
+  tensor = tf.stack([tf.stack([e, l]) for e, l in zip(encoded, labels)])
+  tf.summary.write(name, tensor, step=step, metadata=_AUDIO_METADATA)
+
+
+def _default_input_fns():
+  from data_pipeline import inputs  # pylint: disable=g-import-not-at-top
+  return inputs.train_input_fn, inputs.eval_input_fn
+
+
+def _backend_name() -> str:
+  try:
+    from data_pipeline import audio_io  # pylint: disable=g-import-not-at-top
+    return audio_io.backend_name()
+  except Exception as e:  # pylint: disable=broad-except
+    return f'unknown ({e})'
+
+
+def _barrier(strategy: tf.distribute.Strategy) -> None:
+  """Returns when every worker got here (a collective all-reduce)."""
+  value = strategy.run(lambda: tf.constant(1.0))
+  strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+
+
+# ------------------------------------------------------------------- training
+
+@gin.configurable('training', denylist=['model_dir', 'strategy'])
+def train(model_dir: str,
+          strategy: Optional[tf.distribute.Strategy] = None,
+          num_steps: int = 1_000_000,
+          checkpoint_every: int = 1000,
+          max_to_keep: int = 5,
+          log_every: int = 100,
+          summary_every: int = 100,
+          eval_every: int = 5000,
+          eval_steps: Optional[int] = 20,
+          audio_summaries: bool = True,
+          jit_compile: bool = False,
+          overwrite: bool = False,
+          init_from: Optional[str] = None,
+          network_fn: Optional[Callable[[], keras.Model]] = None,
+          trainer_fn: Callable = trainer_lib.build_trainer,
+          optimizer_fn: Callable = trainer_lib.build_optimizer,
+          train_input_fn: Optional[Callable] = None,
+          eval_input_fn: Optional[Callable] = None) -> Dict[str, float]:
+  """Trains until `step == num_steps`, resuming from `model_dir` when it holds a run.
+
+  Args:
+    model_dir: checkpoints, `config.gin`, `operative_config.gin`, `train/`, `eval/`.
+    strategy: a `tf.distribute.Strategy` (None: the default strategy).
+    num_steps: total training steps (batches), counted across restarts.
+    checkpoint_every: steps between checkpoints (also saved at the end).
+    max_to_keep: checkpoints kept by the CheckpointManager.
+    log_every: steps between progress lines.
+    summary_every: steps between TensorBoard scalars.
+    eval_every: steps between validation runs (0: never; also run at the end).
+    eval_steps: validation batches per run (None: the whole eval dataset).
+    audio_summaries: write the first validation example's mixture, references
+      and separated sources to TensorBoard at every validation.
+    jit_compile: XLA-compile the forward/backward pass of the train step.
+    overwrite: replace a run of a different config in `model_dir`.
+    init_from: model dir or checkpoint to take the initial network weights
+      from when `model_dir` holds no run (fine tuning).
+    network_fn, trainer_fn, optimizer_fn: factories (default: gin-configured
+      `mixit.model.build_network`, `trainer.build_trainer`, `trainer.build_optimizer`).
+    train_input_fn, eval_input_fn: `fn(input_context) -> per-replica batched
+      tf.data.Dataset` (default: `data_pipeline.inputs`); `eval_input_fn` may be
+      None only when `eval_every` is 0.
+
+  Returns:
+    The last training logs and validation metrics (floats).
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  if num_steps < 1 or checkpoint_every < 1 or log_every < 1 or summary_every < 1:
+    raise ValueError(f'num_steps ({num_steps}), checkpoint_every ({checkpoint_every}), '
+                     f'log_every ({log_every}) and summary_every ({summary_every}) must be >= 1')
+  if network_fn is None:
+    from mixit import model as model_lib  # pylint: disable=g-import-not-at-top
+    network_fn = model_lib.build_network
+  if train_input_fn is None or (eval_input_fn is None and eval_every):
+    default_train, default_eval = _default_input_fns()
+    train_input_fn = train_input_fn or default_train
+    eval_input_fn = eval_input_fn or default_eval
+  chief = strategy_lib.is_chief(strategy)
+  set_precision_policy()
+  logging.info('%s', strategy_lib.describe(strategy))
+  logging.info('audio I/O backend: %s; Keras dtype policy: %s', _backend_name(),
+               keras.mixed_precision.global_policy().name)
+
+  resumable = prepare_model_dir(model_dir, overwrite) if chief else False
+  if chief:
+    gin_config.write_config(model_dir)
+
+  with strategy.scope():
+    network = network_fn()
+    trainer = trainer_fn(network)
+    optimizer = optimizer_fn()
+    trainer.compile(optimizer=optimizer, jit_compile=jit_compile)
+    if not network.trainable_variables:
+      network(tf.zeros([1, 4096]))
+    optimizer.build(network.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step',
+                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+  num_params = int(sum(np.prod(v.shape) for v in network.trainable_variables))
+  logging.info('network %s: %d outputs, %d trainable parameters', network.name,
+               network.num_sources, num_params)
+
+  # Workers wait until the chief has checked (and maybe wiped) the model dir.
+  _barrier(strategy)
+  checkpoint = tf.train.Checkpoint(network=network, optimizer=optimizer, step=step)
+  worker_dir = None
+  if chief:
+    manager_dir = model_dir
+  else:
+    # Non-chief workers must save too (the save may involve collectives) but
+    # into a scratch folder that they delete.
+    worker_dir = tempfile.mkdtemp(prefix='mixit_worker_')
+    manager_dir = worker_dir
+  manager = tf.train.CheckpointManager(checkpoint, manager_dir, max_to_keep=max_to_keep)
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+    logging.info('resumed from %s at step %d (learning rate %.3g)', latest, int(step),
+                 trainer_lib.current_learning_rate(optimizer))
+  elif resumable:
+    raise RuntimeError(f'{model_dir} was expected to hold a checkpoint')
+  elif init_from:
+    logging.info('initialised the network from %s', initialize_from(network, init_from))
+
+  train_dataset = strategy.distribute_datasets_from_function(train_input_fn)
+  train_iterator = iter(train_dataset)
+  eval_dataset = (strategy.distribute_datasets_from_function(eval_input_fn)
+                  if eval_every else None)
+
+  def replica_train_step(batch):
+    return trainer.train_step(batch)
+
+  @tf.function
+  def train_step(iterator):
+    logs = strategy.run(replica_train_step, args=(next(iterator),))
+    step.assign_add(1)
+    # train_step all-reduces its logs: every replica holds the global values.
+    return {k: strategy.experimental_local_results(v)[0] for k, v in logs.items()}
+
+  @tf.function
+  def eval_loop(iterator, max_steps):
+    count = tf.constant(0, tf.int64)
+    while count < max_steps:
+      # Synchronised across workers: all stop together on uneven data.
+      optional = iterator.get_next_as_optional()
+      if not optional.has_value():
+        break
+      strategy.run(trainer.test_step, args=(optional.get_value(),))
+      count += 1
+    return count
+
+  audio_example = None
+  if chief and eval_every and audio_summaries:
+    audio_batch = next(iter(eval_input_fn(tf.distribute.InputContext())))
+    audio_example = {k: v[:1].numpy() for k, v in audio_batch.items()}
+
+  if chief:
+    train_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'train'))
+    eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'eval'))
+  else:
+    train_writer = eval_writer = tf.summary.create_noop_writer()
+
+  def evaluate(at_step: int) -> Dict[str, float]:
+    trainer.reset_eval()
+    max_steps = -1 if eval_steps is None else eval_steps
+    batches = int(eval_loop(iter(eval_dataset),
+                            tf.constant(max_steps if max_steps >= 0 else 2**62, tf.int64)))
+    results = {k: float(v) for k, v in trainer.eval_results().items()}
+    logging.info('validation at step %d over %d batch(es): %s', at_step, batches,
+                 ', '.join(f'{k}={v:.3f}' for k, v in results.items()))
+    with eval_writer.as_default():
+      for name, value in results.items():
+        write_scalar(name, value, at_step)
+      if audio_example is not None:
+        separated = network(tf.constant(audio_example['mixture']), training=False)
+        rate = int(getattr(network, 'sample_rate', 16000))
+        write_audio('mixture', audio_example['mixture'], rate, at_step)
+        write_audio('references', audio_example['sources'][0], rate, at_step)
+        write_audio('separated', separated['separated_waveforms'].numpy()[0], rate, at_step)
+    eval_writer.flush()
+    return results
+
+  nonfinite_mode = trainer.settings.nonfinite
+  progress = Progress(int(step), num_steps)
+  logs, results, skipped = {}, {}, 0
+  current = int(step)
+  if current >= num_steps:
+    logging.info('step %d >= num_steps %d: nothing to train', current, num_steps)
+  while current < num_steps:
+    tensors = train_step(train_iterator)
+    logs = {k: float(v) for k, v in tensors.items()}
+    current = int(step)
+    if logs['finite'] < 1.0:
+      message = nonfinite_message(current, logs)
+      if nonfinite_mode == 'stop':
+        raise FloatingPointError(
+            f'{message}. The weights were not updated; the last checkpoint is intact. '
+            'Set trainer.nonfinite = "skip" to skip such batches.')
+      skipped += 1
+      logging.warning('%s: batch skipped (%d so far)', message, skipped)
+    if current % log_every == 0 or current == num_steps:
+      logging.info('%s', progress.line(current, logs))
+    if current % summary_every == 0 or current == num_steps:
+      with train_writer.as_default():
+        for name, value in logs.items():
+          write_scalar(name, value, current)
+        write_scalar('learning_rate', trainer_lib.current_learning_rate(optimizer), current)
+        write_scalar('steps_per_sec', progress.rate(current), current)
+        write_scalar('skipped_batches', skipped, current)
+    if current % checkpoint_every == 0 or current == num_steps:
+      path = manager.save(checkpoint_number=current)
+      if chief:
+        gin_config.write_config(model_dir)
+        logging.info('saved %s', path)
+    if eval_every and (current % eval_every == 0 or current == num_steps):
+      results = evaluate(current)
+  train_writer.flush()
+  if worker_dir is not None:
+    shutil.rmtree(worker_dir, ignore_errors=True)
+  out = dict(logs)
+  out.update({f'eval/{k}': v for k, v in results.items()})
+  out['step'] = float(int(step))
+  return out

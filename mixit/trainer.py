@@ -1,0 +1,571 @@
+"""The MixIT train step and validation step as a Keras model.
+
+`MixITTrainer` wraps a `SeparationNetwork` (`trainer.network`). Its
+`train_step` separates the mixture of mixtures (MoM), scores unsupervised
+examples with MixIT and supervised ones with the permutation-invariant loss,
+adds the weighted regularisers (SPEC 5), and updates the weights; `test_step`
+separates single mixtures with known sources and accumulates validation SI-SNR,
+MSi-style SI-SNR improvement and under/over-separation counts (SPEC 8).
+
+Distribution (SPEC 6). Every loss term is a mean over the *global* batch: a
+replica's contribution is the sum of its per-example values divided by the
+global number of examples of that kind (all-reduced counts). For terms over
+all examples that is the per-replica mean times 1/num_replicas_in_sync, so the
+summed replica gradients equal the gradient of the global mean whatever the
+replica count (the 1-vs-2-replica test checks this). The train step all-reduces
+the gradients itself and clips their global norm *after* that reduction (Keras
+optimizers clip before their own all-reduce, i.e. per replica), so the
+optimizer must not sum them again: `build_optimizer` makes optimizers with
+`PreReducedGradients`.
+
+Losses, assignments and metrics are computed in float32 whatever the Keras
+mixed-precision policy; under `mixed_float16` the optimizer is a
+`LossScaleOptimizer` and the clip threshold is scaled with the loss scale (the
+global norm is linear in the scale, so this equals clipping unscaled gradients).
+"""
+import dataclasses
+from typing import Dict, Optional
+
+import gin
+import keras
+import tensorflow as tf
+
+from mixit import losses
+
+NONFINITE_MODES = ('stop', 'skip')
+LOSS_TERMS = ('mixit', 'supervised', 'sparsity', 'covariance', 'classification')
+
+# SPEC 8 (the FUSS evaluator): an estimate counts as active when its power
+# exceeds 1% of the weakest active reference; a reference is active above this RMS.
+_ACTIVE_ESTIMATE_RELATIVE_POWER = 0.01
+_ACTIVE_REFERENCE_RMS = 1e-8
+_SI_SNR_NORM_FLOOR = 1e-16
+_SI_SNR_EPS = 1e-8
+# Below this value of 1 - c^2 the residual is recomputed in the time domain.
+_SI_SNR_PRECISE_NOISE = 0.01
+
+EVAL_SUMS = ('si_snr_sum', 'si_snr_count', 'one_source_sum', 'one_source_count',
+             'msi_sum', 'msi_count', 'under', 'equal', 'over', 'num_examples')
+
+
+class PreReducedGradients:
+  """Optimizer mixin: gradients arrive already summed over replicas.
+
+  Keras' TF optimizers all-reduce (sum) the gradients inside `apply`, after
+  their own clipping. `MixITTrainer.train_step` reduces and clips first, so a
+  second reduction would multiply the update by the replica count.
+  """
+
+  def _all_reduce_sum_gradients(self, grads_and_vars):
+    return list(grads_and_vars)
+
+
+class PreReducedAdam(PreReducedGradients, keras.optimizers.Adam):
+  pass
+
+
+class PreReducedSGD(PreReducedGradients, keras.optimizers.SGD):
+  pass
+
+
+_OPTIMIZERS = {'adam': PreReducedAdam, 'sgd': PreReducedSGD}
+
+
+@gin.configurable('optimizer')
+def build_optimizer(learning_rate: float = 1e-4,
+                    decay_steps: int = 2_000_000,
+                    decay_rate: float = 0.5,
+                    name: str = 'adam',
+                    loss_scale: Optional[bool] = None) -> keras.optimizers.Optimizer:
+  """The optimizer: Adam with `learning_rate * decay_rate ** floor(step / decay_steps)`.
+
+  The paper recipe is lr 1e-4 halved every 2M steps. The schedule is evaluated
+  at `optimizer.iterations`, which the checkpoint saves, so a resumed run
+  continues it exactly. `loss_scale` wraps the optimizer in a dynamic
+  `LossScaleOptimizer`; by default exactly when the global Keras policy is
+  `mixed_float16`. Build it inside `strategy.scope()`.
+  """
+  if name not in _OPTIMIZERS:
+    raise ValueError(f'optimizer.name must be one of {sorted(_OPTIMIZERS)}, got {name!r}')
+  if learning_rate <= 0 or decay_steps <= 0 or not 0 < decay_rate <= 1:
+    raise ValueError(f'bad learning-rate schedule: learning_rate={learning_rate}, '
+                     f'decay_steps={decay_steps}, decay_rate={decay_rate}')
+  schedule = keras.optimizers.schedules.ExponentialDecay(
+      learning_rate, decay_steps=decay_steps, decay_rate=decay_rate, staircase=True)
+  optimizer = _OPTIMIZERS[name](learning_rate=schedule)
+  if loss_scale is None:
+    loss_scale = keras.mixed_precision.global_policy().name == 'mixed_float16'
+  if loss_scale:
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
+
+
+def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+  """The learning rate the next update will use."""
+  inner = getattr(optimizer, 'inner_optimizer', optimizer)
+  lr = inner.learning_rate
+  return float(lr.numpy() if hasattr(lr, 'numpy') else lr)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+  """Loss composition of the train step (see `build_trainer`)."""
+  mixit_method: str = 'least_squares'
+  max_snr: float = 30.0
+  lambda_sparse: float = 0.0
+  sparsity_kind: str = 'l1l2'
+  sparsity_p: float = 0.5
+  lambda_cov: float = 0.0
+  covariance_kind: str = 'squared'
+  lambda_class: float = 0.0
+  lambda_sup: float = 1.0
+  clip_norm: Optional[float] = 5.0
+  nonfinite: str = 'stop'
+
+  def __post_init__(self):
+    if self.mixit_method not in losses.ASSIGNMENT_METHODS:
+      raise ValueError(f'trainer.mixit_method must be one of {losses.ASSIGNMENT_METHODS}, '
+                       f'got {self.mixit_method!r}')
+    if self.sparsity_kind not in losses.SPARSITY_KINDS:
+      raise ValueError(f'trainer.sparsity_kind must be one of {losses.SPARSITY_KINDS}, '
+                       f'got {self.sparsity_kind!r}')
+    if self.covariance_kind not in losses.COVARIANCE_KINDS:
+      raise ValueError(f'trainer.covariance_kind must be one of {losses.COVARIANCE_KINDS}, '
+                       f'got {self.covariance_kind!r}')
+    if self.nonfinite not in NONFINITE_MODES:
+      raise ValueError(f'trainer.nonfinite must be one of {NONFINITE_MODES}, '
+                       f'got {self.nonfinite!r}')
+    for name in ('lambda_sparse', 'lambda_cov', 'lambda_class', 'lambda_sup'):
+      if getattr(self, name) < 0:
+        raise ValueError(f'trainer.{name} must be >= 0, got {getattr(self, name)}')
+    if self.clip_norm is not None and self.clip_norm <= 0:
+      raise ValueError(f'trainer.clip_norm must be positive or None, got {self.clip_norm}')
+
+
+@gin.configurable('trainer')
+def build_trainer(network: keras.Model,
+                  mixit_method: str = 'least_squares',
+                  max_snr: float = 30.0,
+                  lambda_sparse: float = 0.0,
+                  sparsity_kind: str = 'l1l2',
+                  sparsity_p: float = 0.5,
+                  lambda_cov: float = 0.0,
+                  covariance_kind: str = 'squared',
+                  lambda_class: float = 0.0,
+                  lambda_sup: float = 1.0,
+                  clip_norm: Optional[float] = 5.0,
+                  nonfinite: str = 'stop') -> 'MixITTrainer':
+  """Builds the trainer around `network`; every loss setting is a gin parameter.
+
+  Args:
+    network: a `SeparationNetwork`.
+    mixit_method: 'exhaustive' or 'least_squares' (the paper's efficient MixIT).
+    max_snr: SNR threshold (dB) of the MixIT loss.
+    lambda_sparse, sparsity_kind, sparsity_p: weight and variant of
+      `losses.sparsity_loss`.
+    lambda_cov, covariance_kind: weight and variant of `losses.covariance_loss`.
+    lambda_class: weight of `losses.classification_loss`; needs labels in the
+      data and a network with a classification head.
+    lambda_sup: weight of `losses.pit_loss` on supervised examples.
+    clip_norm: global gradient-norm clip after the cross-replica reduction
+      (None: no clipping). 5.0 as in Google's TDCN++ recipe.
+    nonfinite: 'stop' (the training loop raises naming the step and the
+      non-finite terms) or 'skip' (the batch is skipped). Either way a
+      non-finite step never touches the weights.
+  """
+  settings = LossSettings(mixit_method=mixit_method, max_snr=max_snr,
+                          lambda_sparse=lambda_sparse, sparsity_kind=sparsity_kind,
+                          sparsity_p=sparsity_p, lambda_cov=lambda_cov,
+                          covariance_kind=covariance_kind, lambda_class=lambda_class,
+                          lambda_sup=lambda_sup, clip_norm=clip_norm, nonfinite=nonfinite)
+  return MixITTrainer(network, settings)
+
+
+def _static_shape(name: str, x: tf.Tensor, rank: int) -> list:
+  if x.shape.rank != rank:
+    raise ValueError(f'batch[{name!r}] must have rank {rank}, got shape {x.shape}')
+  return x.shape.as_list()
+
+
+def _same_dim(what: str, dims: Dict[str, Optional[int]]) -> None:
+  known = {k: v for k, v in dims.items() if v is not None}
+  if len(set(known.values())) > 1:
+    raise ValueError(f'inconsistent {what} dimension in the batch: {known}')
+
+
+def pairwise_si_snr(references: tf.Tensor, estimates: tf.Tensor) -> tf.Tensor:
+  """SI-SNR (dB) of every (reference i, estimate j) pair from inner products.
+
+  Args:
+    references: `[batch, K, time]`; estimates: `[batch, K, time]`.
+
+  Returns:
+    `[batch, K(reference), K(estimate)]`, the SPEC 8 formula with the
+    `1 - c^2` noise (used for the alignment only).
+  """
+  ref_norm = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(references), -1), _SI_SNR_NORM_FLOOR))
+  est_norm = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(estimates), -1), _SI_SNR_NORM_FLOOR))
+  c = tf.matmul(references, estimates, transpose_b=True)
+  c = c / (ref_norm[:, :, None] * est_norm[:, None, :])
+  signal = tf.square(c)
+  noise = tf.maximum(1.0 - signal, 0.0)
+  return 10.0 * (tf.math.log(signal + _SI_SNR_EPS) - tf.math.log(noise + _SI_SNR_EPS)) / tf.math.log(10.0)
+
+
+def si_snr(reference: tf.Tensor, estimate: tf.Tensor) -> tf.Tensor:
+  """SI-SNR (dB) of paired signals `[..., time]` -> `[...]` (SPEC 8, no zero-mean).
+
+  Float32 version of the evaluator's float64 formula: both signals are
+  normalised, `c = <e, t>`, noise `1 - c^2`, or the time-domain residual
+  `sum (e - c t)^2` where `1 - c^2 < 0.01` (cancellation).
+  """
+  t = reference / tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(reference), -1, keepdims=True),
+                                     _SI_SNR_NORM_FLOOR))
+  e = estimate / tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(estimate), -1, keepdims=True),
+                                    _SI_SNR_NORM_FLOOR))
+  c = tf.reduce_sum(e * t, -1)
+  signal = tf.square(c)
+  noise = 1.0 - signal
+  precise = tf.reduce_sum(tf.square(e - c[..., None] * t), -1)
+  noise = tf.where(noise < _SI_SNR_PRECISE_NOISE, precise, noise)
+  return 10.0 * (tf.math.log(signal + _SI_SNR_EPS) - tf.math.log(noise + _SI_SNR_EPS)) / tf.math.log(10.0)
+
+
+def separation_scores(mixture: tf.Tensor, sources: tf.Tensor,
+                      estimates: tf.Tensor) -> Dict[str, tf.Tensor]:
+  """Validation sums of one batch, as the FUSS evaluator scores (SPEC 8).
+
+  References and estimates are zero-padded to K = max(S, M); estimates are
+  aligned to references maximising summed SI-SNR (exact assignment); a pair is
+  scored when its reference is active (RMS > 1e-8) and its estimate is active
+  (power > 1% of the weakest active reference). Examples without active
+  references are skipped.
+
+  Args:
+    mixture: `[batch, time]`; sources: `[batch, S, time]`; estimates `[batch, M, time]`.
+
+  Returns:
+    float32 scalars keyed by `EVAL_SUMS`: summed SI-SNR of every scored pair,
+    summed SI-SNR of 1-source examples (1S), summed SI-SNRi of 2+-source
+    examples (MSi, pooled over pairs), their counts, and the counts of examples
+    with fewer / as many / more active estimates than active references.
+  """
+  num_refs, num_est = sources.shape[1], estimates.shape[1]
+  k = max(num_refs, num_est)
+  sources = tf.pad(sources, [[0, 0], [0, k - num_refs], [0, 0]])
+  estimates = tf.pad(estimates, [[0, 0], [0, k - num_est], [0, 0]])
+  pairwise = pairwise_si_snr(sources, estimates)
+  assigned = losses.min_cost_assignment(-pairwise)  # [B, K]: estimate of each reference
+  aligned = tf.gather(estimates, assigned, axis=1, batch_dims=1)
+  pair_si_snr = si_snr(sources, aligned)
+  mixture_si_snr = si_snr(sources, tf.broadcast_to(mixture[:, None, :], tf.shape(sources)))
+
+  ref_power = tf.reduce_mean(tf.square(sources), -1)
+  est_power = tf.reduce_mean(tf.square(estimates), -1)
+  active_ref = tf.sqrt(ref_power) > _ACTIVE_REFERENCE_RMS
+  min_ref_power = tf.reduce_min(tf.where(active_ref, ref_power, float('inf')), axis=1)
+  active_est = est_power > _ACTIVE_ESTIMATE_RELATIVE_POWER * min_ref_power[:, None]
+  aligned_active = tf.gather(active_est, assigned, axis=1, batch_dims=1)
+  scored = active_ref & aligned_active
+  num_active_refs = tf.reduce_sum(tf.cast(active_ref, tf.int32), 1)
+  num_active_est = tf.reduce_sum(tf.cast(active_est, tf.int32), 1)
+  valid = num_active_refs > 0
+  one_source = scored & (num_active_refs == 1)[:, None]
+  multi_source = scored & (num_active_refs >= 2)[:, None]
+
+  def masked_sum(values, mask):
+    return tf.reduce_sum(tf.where(mask, values, 0.0))
+
+  def count(mask):
+    return tf.reduce_sum(tf.cast(mask, tf.float32))
+
+  return {
+      'si_snr_sum': masked_sum(pair_si_snr, scored),
+      'si_snr_count': count(scored),
+      'one_source_sum': masked_sum(pair_si_snr, one_source),
+      'one_source_count': count(one_source),
+      'msi_sum': masked_sum(pair_si_snr - mixture_si_snr, multi_source),
+      'msi_count': count(multi_source),
+      'under': count(valid & (num_active_est < num_active_refs)),
+      'equal': count(valid & (num_active_est == num_active_refs)),
+      'over': count(valid & (num_active_est > num_active_refs)),
+      'num_examples': count(valid),
+  }
+
+
+class MixITTrainer(keras.Model):
+  """Train/validation steps of (sparse, semantic, semi-supervised) MixIT.
+
+  Compile with an optimizer from `build_optimizer` (built in the same
+  `strategy.scope()`), then drive `train_step` / `test_step` through
+  `strategy.run` (as `mixit.train_lib` does) or through `fit`.
+
+  Training batch (DESIGN.md): `{'mom': [B,T], 'mixtures': [B,N,T]}` plus
+  optionally `'sources': [B,S,T]`, `'num_sources': [B]`, `'supervised': [B]`
+  and `'labels': [B,N,C]`. Eval batch: `{'mixture': [B,T], 'sources': [B,S,T]}`.
+  """
+
+  def __init__(self, network: keras.Model, settings: LossSettings = LossSettings(), **kwargs):
+    super().__init__(**kwargs)
+    self.network = network
+    self.settings = settings
+    self._eval_trackers = {name: keras.metrics.Sum(name=name) for name in EVAL_SUMS}
+    self._xla_forward_backward = None
+
+  def call(self, inputs, training=False):
+    return self.network(inputs, training=training)
+
+  @property
+  def metrics(self):
+    return list(self._eval_trackers.values())
+
+  def _optimizer_parts(self):
+    optimizer = self.optimizer
+    if optimizer is None:
+      raise ValueError('MixITTrainer has no optimizer: call compile(optimizer=...) first')
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    inner = optimizer.inner_optimizer if scaled else optimizer
+    if not isinstance(inner, PreReducedGradients):
+      raise ValueError(
+          f'MixITTrainer needs an optimizer from mixit.trainer.build_optimizer (got '
+          f'{type(inner).__name__}): the train step all-reduces and clips the gradients '
+          'itself, and a stock Keras optimizer would sum them over the replicas again')
+    return optimizer, scaled
+
+  # ---------------------------------------------------------------- training
+
+  def _check_train_batch(self, data) -> None:
+    if not isinstance(data, dict) or 'mom' not in data or 'mixtures' not in data:
+      keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+      raise ValueError(f"training batch must be a dict with 'mom' [B,T] and 'mixtures' "
+                       f"[B,N,T]; got {keys}")
+    mom = _static_shape('mom', data['mom'], 2)
+    mixtures = _static_shape('mixtures', data['mixtures'], 3)
+    batch = {'mom': mom[0], 'mixtures': mixtures[0]}
+    time = {'mom': mom[1], 'mixtures': mixtures[2]}
+    if mixtures[1] is not None and mixtures[1] < 2:
+      raise ValueError(f"MixIT needs N >= 2 reference mixtures; batch['mixtures'] has shape "
+                       f"{data['mixtures'].shape}")
+    num_outputs = self.network.num_sources
+    if mixtures[1] is not None and mixtures[1] > num_outputs:
+      raise ValueError(f'MixIT needs M >= N: the network has {num_outputs} outputs but the '
+                       f"batch has {mixtures[1]} mixtures per MoM")
+    if 'sources' in data:
+      sources = _static_shape('sources', data['sources'], 3)
+      batch['sources'], time['sources'] = sources[0], sources[2]
+      if sources[1] is not None and sources[1] > num_outputs:
+        raise ValueError(f"batch['sources'] holds {sources[1]} sources but the network "
+                         f'separates only {num_outputs}')
+    for key in ('supervised', 'num_sources'):
+      if key in data:
+        batch[key] = _static_shape(key, data[key], 1)[0]
+    if 'supervised' in data and 'sources' not in data:
+      raise ValueError("batch has 'supervised' but no 'sources' for the supervised loss")
+    if 'labels' in data:
+      labels = _static_shape('labels', data['labels'], 3)
+      batch['labels'] = labels[0]
+      _same_dim('mixture', {'mixtures': mixtures[1], 'labels': labels[1]})
+      num_classes = getattr(self.network, 'num_classes', 0)
+      if num_classes and labels[2] is not None and labels[2] != num_classes:
+        raise ValueError(f"batch['labels'] has {labels[2]} classes but the network's "
+                         f'classification head has {num_classes}')
+    _same_dim('batch', batch)
+    _same_dim('time', time)
+    if self.settings.lambda_class > 0:
+      if 'labels' not in data:
+        raise ValueError('trainer.lambda_class > 0 but the training batches carry no labels')
+      if not getattr(self.network, 'num_classes', 0):
+        raise ValueError('trainer.lambda_class > 0 but the network has no classification head '
+                         '(num_classes = 0)')
+
+  def _loss_terms(self, data, outputs, counts) -> Dict[str, tf.Tensor]:
+    """This replica's contribution to each global-mean loss term (float32)."""
+    s = self.settings
+    mom = tf.cast(data['mom'], tf.float32)
+    mixtures = tf.cast(data['mixtures'], tf.float32)
+    estimates = tf.cast(outputs['separated_waveforms'], tf.float32)
+    batch_size = tf.shape(mom)[0]
+    supervised = data.get('supervised')
+    if supervised is None:
+      supervised = tf.zeros([batch_size], tf.bool)
+    supervised = tf.cast(supervised, tf.bool)
+
+    def global_mean(values, mask, count):
+      # tf.where, not a product: a masked-out example may hold NaN (0 * NaN = NaN).
+      if mask is not None:
+        values = tf.where(mask, values, 0.0)
+      return tf.reduce_sum(values) / tf.maximum(count, 1.0)
+
+    terms = {}
+    mixit_values, mix_matrix = losses.mixit_loss(mixtures, estimates, method=s.mixit_method,
+                                                 max_snr=s.max_snr)
+    terms['mixit'] = global_mean(mixit_values, ~supervised, counts['unsupervised'])
+    if 'sources' in data:
+      sources = tf.cast(data['sources'], tf.float32)
+      num_sources = data.get('num_sources')
+
+      def supervised_loss():
+        values, _ = losses.pit_loss(sources, estimates, mom, num_sources=num_sources)
+        return values
+
+      # The assignment of PIT is skipped on the (usual) all-unsupervised batches.
+      pit_values = tf.cond(tf.reduce_any(supervised), supervised_loss,
+                           lambda: tf.zeros([batch_size], tf.float32))
+      terms['supervised'] = global_mean(pit_values, supervised, counts['supervised'])
+    else:
+      terms['supervised'] = tf.constant(0.0)
+    terms['sparsity'] = global_mean(
+        losses.sparsity_loss(estimates, mom, kind=s.sparsity_kind, p=s.sparsity_p), None,
+        counts['all'])
+    terms['covariance'] = global_mean(
+        losses.covariance_loss(estimates, kind=s.covariance_kind), None, counts['all'])
+    if 'labels' in data and 'source_logits' in outputs:
+      # Supervised examples carry mixtures [mom, 0, ...]: the MixIT assignment
+      # gives every output to mixture 0, whose labels are those of the mom.
+      terms['classification'] = global_mean(
+          losses.classification_loss(tf.cast(outputs['source_logits'], tf.float32),
+                                     mix_matrix, tf.cast(data['labels'], tf.float32)),
+          None, counts['all'])
+    else:
+      terms['classification'] = tf.constant(0.0)
+    terms['loss'] = (terms['mixit'] + s.lambda_sup * terms['supervised'] +
+                     s.lambda_sparse * terms['sparsity'] + s.lambda_cov * terms['covariance'] +
+                     s.lambda_class * terms['classification'])
+    return terms
+
+  def _forward_backward(self, data, counts):
+    """Loss terms and (loss-scaled) gradients of this replica; no collectives."""
+    optimizer, scaled = self._optimizer_parts()
+    with tf.GradientTape() as tape:
+      outputs = self.network(data['mom'], training=True)
+      terms = self._loss_terms(data, outputs, counts)
+      objective = optimizer.scale_loss(terms['loss']) if scaled else terms['loss']
+    return terms, tape.gradient(objective, self.network.trainable_variables)
+
+  def _gradient_fn(self):
+    # Only the collective-free part is XLA-compiled, so `jit_compile` works
+    # under every strategy (all-reduce and merge_call stay outside XLA).
+    if self.jit_compile is not True:
+      return self._forward_backward
+    if getattr(self, '_xla_forward_backward', None) is None:
+      self._xla_forward_backward = tf.function(self._forward_backward, jit_compile=True)
+    return self._xla_forward_backward
+
+  def train_step(self, data):
+    """One update in replica context; returns the global values of every term.
+
+    Returned dict (identical on every replica): each of `LOSS_TERMS` (global
+    means, unweighted), `loss` (the weighted total), `grad_norm` (global norm
+    before clipping) and `finite` (1.0, or 0.0 when the step was not applied
+    because a loss term or the gradient was NaN/Inf).
+    """
+    self._check_train_batch(data)
+    optimizer, scaled = self._optimizer_parts()
+    ctx = tf.distribute.get_replica_context()
+    supervised = data.get('supervised')
+    batch_size = tf.cast(tf.shape(data['mom'])[0], tf.float32)
+    num_supervised = (tf.reduce_sum(tf.cast(supervised, tf.float32))
+                      if supervised is not None else tf.constant(0.0))
+    all_count, sup_count = ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                                          [batch_size, num_supervised])
+    counts = {'all': all_count, 'supervised': sup_count, 'unsupervised': all_count - sup_count}
+
+    variables = self.network.trainable_variables
+    terms, grads = self._gradient_fn()(data, counts)
+    used = [i for i, g in enumerate(grads) if g is not None]
+    reduced = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in used])
+    names = sorted(terms)
+    values = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [terms[k] for k in names])
+    logs = dict(zip(names, values))
+
+    scale = tf.cast(optimizer.dynamic_scale, tf.float32) if scaled else tf.constant(1.0)
+    norm = tf.linalg.global_norm(reduced)
+    if self.settings.clip_norm is not None:
+      reduced, _ = tf.clip_by_global_norm(reduced, self.settings.clip_norm * scale, use_norm=norm)
+    finite = tf.reduce_all(tf.math.is_finite(tf.stack(values)))
+    if not scaled:
+      # Under loss scaling, an overflowing gradient is routine: the
+      # LossScaleOptimizer skips that update and lowers the scale itself.
+      finite = finite & tf.math.is_finite(norm)
+    self._apply_if(finite, reduced, [variables[i] for i in used])
+    logs['grad_norm'] = norm / scale
+    logs['finite'] = tf.cast(finite, tf.float32)
+    return logs
+
+  def _apply_if(self, finite, grads, variables) -> None:
+    """Applies the update when `finite` (identical on every replica).
+
+    The condition is evaluated in cross-replica context (as Keras'
+    LossScaleOptimizer does): a `tf.cond` in replica context cannot hold the
+    optimizer's own `merge_call`.
+    """
+    optimizer = self.optimizer
+
+    def apply(grads):
+      optimizer.apply(grads, variables)
+
+    def cross_replica(distribution, finite, grads):
+      first = distribution.experimental_local_results(finite)[0]
+
+      def do_apply():
+        distribution.extended.call_for_each_replica(apply, args=(grads,))
+        return tf.constant(True)
+
+      return tf.cond(first, do_apply, lambda: tf.constant(False))
+
+    tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite, grads))
+
+  # -------------------------------------------------------------- validation
+
+  def test_step(self, data):
+    """Accumulates validation scores of a batch of single mixtures.
+
+    Returns the running metrics of `eval_results` (meaningful without a
+    distribution strategy; under one, read `eval_results()` after the loop).
+    """
+    if not isinstance(data, dict) or 'mixture' not in data or 'sources' not in data:
+      keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+      raise ValueError(f"eval batch must be a dict with 'mixture' [B,T] and 'sources' "
+                       f"[B,S,T]; got {keys}")
+    mixture_shape = _static_shape('mixture', data['mixture'], 2)
+    sources_shape = _static_shape('sources', data['sources'], 3)
+    _same_dim('batch', {'mixture': mixture_shape[0], 'sources': sources_shape[0]})
+    _same_dim('time', {'mixture': mixture_shape[1], 'sources': sources_shape[2]})
+    if sources_shape[1] is None:
+      raise ValueError(f"batch['sources'] needs a static source dimension, got "
+                       f"{data['sources'].shape}")
+    mixture = tf.cast(data['mixture'], tf.float32)
+    sources = tf.cast(data['sources'], tf.float32)
+    if 'num_sources' in data:
+      real = tf.range(sources_shape[1])[None, :] < tf.cast(data['num_sources'], tf.int32)[:, None]
+      sources = tf.where(real[:, :, None], sources, 0.0)
+    outputs = self.network(data['mixture'], training=False)
+    estimates = tf.cast(outputs['separated_waveforms'], tf.float32)
+    for name, value in separation_scores(mixture, sources, estimates).items():
+      self._eval_trackers[name].update_state(value)
+    return self.eval_results()
+
+  def reset_eval(self) -> None:
+    for tracker in self._eval_trackers.values():
+      tracker.reset_state()
+
+  def eval_sums(self) -> Dict[str, tf.Tensor]:
+    return {name: tracker.result() for name, tracker in self._eval_trackers.items()}
+
+  def eval_results(self) -> Dict[str, tf.Tensor]:
+    """Validation metrics accumulated since `reset_eval` (tensors; NaN if unscored)."""
+    sums = self.eval_sums()
+
+    def ratio(num, den):
+      return tf.math.divide_no_nan(sums[num], sums[den]) + tf.where(
+          sums[den] > 0, 0.0, float('nan'))
+
+    return {
+        'si_snr': ratio('si_snr_sum', 'si_snr_count'),
+        'one_source_si_snr': ratio('one_source_sum', 'one_source_count'),
+        'msi': ratio('msi_sum', 'msi_count'),
+        'under_separation': ratio('under', 'num_examples'),
+        'equal_separation': ratio('equal', 'num_examples'),
+        'over_separation': ratio('over', 'num_examples'),
+        'num_examples': sums['num_examples'],
+    }
