@@ -1,0 +1,286 @@
+"""Audio I/O: decoding against soundfile, resampling, writing, and every bad input.
+
+Runs on each backend available in this environment. `.ci/run` also runs it
+with MIXIT_AUDIO_BACKEND=tfio on the TF 2.16 + tensorflow-io stack, where
+`test_forced_tfio_backend_is_really_used` proves tfio does the work.
+"""
+import os
+
+import numpy as np
+import pytest
+import soundfile
+
+from data_pipeline import audio_io
+
+FORCED = os.environ.get(audio_io.BACKEND_ENV, '').strip().lower()
+
+
+def _available_backends():
+  if FORCED in audio_io.BACKENDS:
+    return [FORCED]
+  backends = ['soundfile']
+  if audio_io._tfio_failure_reason() is None:  # pylint: disable=protected-access
+    backends.append('tfio')
+  return backends
+
+
+@pytest.fixture(params=_available_backends())
+def backend(request):
+  audio_io.set_backend(request.param)
+  yield request.param
+  audio_io.set_backend(None)
+
+
+def _noise(rng, frames, channels=1, scale=0.3):
+  x = rng.uniform(-scale, scale, size=(frames, channels)).astype(np.float32)
+  return x[:, 0] if channels == 1 else x
+
+
+def _sf_reference(path):
+  """soundfile's float32 decode, channels averaged: the independent reference."""
+  data, rate = soundfile.read(path, dtype='float32', always_2d=True)
+  return data.mean(axis=1), rate
+
+
+# --------------------------------------------------------------------------
+# Backend choice.
+
+
+def test_backend_follows_the_environment():
+  audio_io.set_backend(None)
+  try:
+    name = audio_io.backend_name()
+    if FORCED in audio_io.BACKENDS:
+      assert name == FORCED
+    else:
+      expected = 'tfio' if audio_io._tfio_failure_reason() is None else 'soundfile'  # pylint: disable=protected-access
+      assert name == expected
+    assert audio_io.backend_name() == name  # chosen once
+  finally:
+    audio_io.set_backend(None)
+
+
+@pytest.mark.skipif(FORCED != 'tfio', reason='only where MIXIT_AUDIO_BACKEND=tfio (second CI env)')
+def test_forced_tfio_backend_is_really_used(tmp_path, monkeypatch):
+  import sys  # pylint: disable=g-import-not-at-top
+  audio_io.set_backend(None)
+  assert audio_io.backend_name() == 'tfio'
+  assert 'tensorflow_io' in sys.modules
+  rng = np.random.default_rng(0)
+  x = _noise(rng, 4410, channels=2)
+  path = str(tmp_path / 'a.flac')
+  soundfile.write(path, x, 44100, subtype='PCM_16')
+  expected, _ = _sf_reference(path)
+
+  def no_soundfile(*args, **kwargs):
+    raise AssertionError('soundfile decoder used on the tfio backend')
+
+  def no_soxr(*args, **kwargs):
+    raise AssertionError('soxr used on the tfio backend')
+
+  import soxr  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(audio_io, '_decode_soundfile', no_soundfile)
+  monkeypatch.setattr(soxr, 'resample', no_soxr)
+  y, rate = audio_io.read_audio(path)
+  np.testing.assert_array_equal(y, expected)
+  assert rate == 44100
+  z, rate = audio_io.read_audio(path, sample_rate=16000)
+  assert rate == 16000 and abs(z.shape[0] - 1600) <= 1
+
+
+def test_unknown_backend_request_is_rejected(monkeypatch):
+  monkeypatch.setenv(audio_io.BACKEND_ENV, 'ffmpeg')
+  audio_io.set_backend(None)
+  try:
+    with pytest.raises(ValueError, match='ffmpeg'):
+      audio_io.backend_name()
+  finally:
+    monkeypatch.delenv(audio_io.BACKEND_ENV)
+    if FORCED:
+      monkeypatch.setenv(audio_io.BACKEND_ENV, FORCED)
+    audio_io.set_backend(None)
+  with pytest.raises(ValueError, match='nope'):
+    audio_io.set_backend('nope')
+
+
+# --------------------------------------------------------------------------
+# Decoding equals soundfile.
+
+
+@pytest.mark.parametrize('fmt,subtype', [('WAV', 'PCM_16'), ('WAV', 'PCM_24'), ('WAV', 'FLOAT'),
+                                         ('FLAC', 'PCM_16'), ('FLAC', 'PCM_24')])
+@pytest.mark.parametrize('channels', [1, 2])
+def test_lossless_formats_equal_soundfile(backend, tmp_path, fmt, subtype, channels):
+  rng = np.random.default_rng(1)
+  path = str(tmp_path / f'x.{fmt.lower()}')
+  soundfile.write(path, _noise(rng, 3000, channels), 22050, format=fmt, subtype=subtype)
+  expected, rate = _sf_reference(path)
+  y, got_rate = audio_io.read_audio(path)
+  assert y.dtype == np.float32 and y.ndim == 1 and got_rate == rate == 22050
+  np.testing.assert_allclose(y, expected, atol=1e-7, rtol=0)
+
+
+def test_pcm16_scaling_is_int_over_32768(backend, tmp_path):
+  ints = np.array([-32768, -1, 0, 1, 12345, 32767], np.int16)
+  path = str(tmp_path / 'ints.wav')
+  soundfile.write(path, ints, 16000, subtype='PCM_16')
+  y, _ = audio_io.read_audio(path)
+  np.testing.assert_array_equal(y, ints.astype(np.float32) / 32768.0)
+
+
+def test_ogg_vorbis_close_to_soundfile(backend, tmp_path):
+  t = np.arange(22050) / 22050.0
+  x = (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+  path = str(tmp_path / 'tone.ogg')
+  soundfile.write(path, np.stack([x, x], axis=1), 22050, format='OGG', subtype='VORBIS')
+  expected, _ = _sf_reference(path)
+  y, rate = audio_io.read_audio(path)
+  assert rate == 22050 and y.shape == expected.shape
+  error = np.sum((y - expected) ** 2) / np.sum(expected ** 2)
+  assert error < 1e-3  # two Vorbis decoders agree to better than 30 dB
+
+
+# --------------------------------------------------------------------------
+# Resampling.
+
+
+@pytest.mark.parametrize('rate_in,rate_out', [(44100, 16000), (8000, 16000), (48000, 16000)])
+def test_resample_reproduces_a_sine(backend, rate_in, rate_out):
+  seconds = 0.5
+  t_in = np.arange(int(rate_in * seconds)) / rate_in
+  y = audio_io.resample(np.sin(2 * np.pi * 1000 * t_in).astype(np.float32), rate_in, rate_out)
+  assert abs(y.shape[0] - int(rate_out * seconds)) <= 1
+  t_out = np.arange(y.shape[0]) / rate_out
+  margin = rate_out // 20  # filter edge effects
+  # Least-squares fit of a 1 kHz sinusoid: resamplers may delay by a fraction
+  # of a sample, which shows as a small phase, not as distortion.
+  basis = np.stack([np.sin(2 * np.pi * 1000 * t_out), np.cos(2 * np.pi * 1000 * t_out)], 1)
+  basis, target = basis[margin:-margin], y[margin:-margin].astype(np.float64)
+  coefficients, _, _, _ = np.linalg.lstsq(basis, target, rcond=None)
+  residual = target - basis @ coefficients
+  assert abs(np.hypot(*coefficients) - 1.0) < 0.02
+  assert abs(np.arctan2(coefficients[1], coefficients[0])) < 0.2  # < half a sample at 16 kHz
+  assert np.sqrt(np.mean(residual ** 2)) < 1e-2
+
+
+def test_resample_multichannel_and_identity(backend):
+  rng = np.random.default_rng(2)
+  x = _noise(rng, 4800, channels=2)
+  y = audio_io.resample(x, 48000, 16000)
+  assert y.shape[1] == 2 and abs(y.shape[0] - 1600) <= 1
+  np.testing.assert_array_equal(audio_io.resample(x, 16000, 16000), x)
+  with pytest.raises(ValueError, match='positive'):
+    audio_io.resample(x, 0, 16000)
+  with pytest.raises(ValueError, match='shape'):
+    audio_io.resample(np.zeros([2, 3, 4]), 16000, 8000)
+
+
+def test_read_audio_resamples_and_downmixes(backend, tmp_path):
+  rng = np.random.default_rng(3)
+  x = _noise(rng, 44100, channels=2)
+  path = str(tmp_path / 'stereo.flac')
+  soundfile.write(path, x, 44100, subtype='PCM_24')
+  y, rate = audio_io.read_audio(path, sample_rate=16000)
+  assert rate == 16000
+  expected = audio_io.resample(_sf_reference(path)[0], 44100, 16000)
+  np.testing.assert_allclose(y, expected, atol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# Writing.
+
+
+def test_write_wav_round_trips(backend, tmp_path):
+  rng = np.random.default_rng(4)
+  x = _noise(rng, 1000, scale=0.9)
+  audio_io.write_wav(str(tmp_path / 'sub' / 'pcm.wav'), x, 16000)
+  y, rate = audio_io.read_audio(str(tmp_path / 'sub' / 'pcm.wav'))
+  assert rate == 16000
+  assert np.max(np.abs(y - x)) <= 0.5 / 32768 + 1e-9
+  info = soundfile.info(str(tmp_path / 'sub' / 'pcm.wav'))
+  assert info.subtype == 'PCM_16'
+  audio_io.write_wav(str(tmp_path / 'float.wav'), 3.0 * x, 16000, subtype='FLOAT')
+  np.testing.assert_array_equal(audio_io.read_audio(str(tmp_path / 'float.wav'))[0], 3.0 * x)
+  ints = np.array([-32768, 5, 32767], np.int16)
+  audio_io.write_wav(str(tmp_path / 'ints.wav'), ints, 8000)
+  data, _ = soundfile.read(str(tmp_path / 'ints.wav'), dtype='int16')
+  np.testing.assert_array_equal(data, ints)
+
+
+def test_write_wav_clips_loudly_and_rejects_bad_input(tmp_path, caplog):
+  path = str(tmp_path / 'loud.wav')
+  audio_io.write_wav(path, np.array([0.0, 1.5, -2.0], np.float32), 16000)
+  data, _ = soundfile.read(path, dtype='int16')
+  np.testing.assert_array_equal(data, [0, 32767, -32768])
+  assert any('loud.wav' in r.getMessage() and 'clipping' in r.getMessage()
+             for r in caplog.records)
+  with pytest.raises(ValueError, match='nan.wav.*NaN'):
+    audio_io.write_wav(str(tmp_path / 'nan.wav'), np.array([0.0, np.nan]), 16000)
+  with pytest.raises(ValueError, match='shape'):
+    audio_io.write_wav(str(tmp_path / 'e.wav'), np.zeros([0]), 16000)
+  with pytest.raises(ValueError, match='subtype'):
+    audio_io.write_wav(str(tmp_path / 'e.wav'), np.zeros([4]), 16000, subtype='PCM_8')
+  with pytest.raises(ValueError, match='sample rate'):
+    audio_io.write_wav(str(tmp_path / 'e.wav'), np.zeros([4]), 0)
+
+
+# --------------------------------------------------------------------------
+# Bad input: every error names the file.
+
+
+def _good_bytes(tmp_path, fmt):
+  path = str(tmp_path / f'good.{fmt.lower()}')
+  soundfile.write(path, _noise(np.random.default_rng(5), 8000), 16000, format=fmt,
+                  subtype='PCM_16')
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+def _write_bytes(path, data):
+  with open(path, 'wb') as f:
+    f.write(data)
+  return str(path)
+
+
+def test_missing_file(backend, tmp_path):
+  path = str(tmp_path / 'nothere.wav')
+  with pytest.raises(FileNotFoundError, match='nothere.wav'):
+    audio_io.read_audio(path)
+
+
+@pytest.mark.parametrize('case', ['empty', 'garbage', 'truncated_wav', 'truncated_flac',
+                                  'header_only_wav', 'text_as_mp3', 'nan_wav', 'directory'])
+def test_bad_files_raise_naming_the_file(backend, tmp_path, case):
+  name = f'bad_{case}'
+  if case == 'empty':
+    path = _write_bytes(tmp_path / f'{name}.wav', b'')
+  elif case == 'garbage':
+    path = _write_bytes(tmp_path / f'{name}.wav', bytes(range(256)) * 20)
+  elif case == 'truncated_wav':
+    data = _good_bytes(tmp_path, 'WAV')
+    path = _write_bytes(tmp_path / f'{name}.wav', data[:len(data) // 2])
+  elif case == 'truncated_flac':
+    data = _good_bytes(tmp_path, 'FLAC')
+    path = _write_bytes(tmp_path / f'{name}.flac', data[:len(data) // 2])
+  elif case == 'header_only_wav':
+    data = _good_bytes(tmp_path, 'WAV')
+    path = _write_bytes(tmp_path / f'{name}.wav', data[:44])
+  elif case == 'text_as_mp3':
+    path = _write_bytes(tmp_path / f'{name}.mp3', b'this is not audio at all\n' * 40)
+  elif case == 'nan_wav':
+    path = str(tmp_path / f'{name}.wav')
+    soundfile.write(path, np.array([0.1, np.nan, 0.2] * 100, np.float32), 16000,
+                    subtype='FLOAT')
+  else:
+    os.makedirs(tmp_path / f'{name}.wav')
+    path = str(tmp_path / f'{name}.wav')
+  with pytest.raises(audio_io.AudioDecodeError, match=name):
+    audio_io.read_audio(path)
+
+
+def test_audio_info(tmp_path):
+  path = str(tmp_path / 'i.flac')
+  soundfile.write(path, np.zeros([300, 3], np.float32), 11025)
+  assert audio_io.audio_info(path) == (300, 11025, 3)
+  with pytest.raises(FileNotFoundError, match='nope.flac'):
+    audio_io.audio_info(str(tmp_path / 'nope.flac'))
