@@ -28,12 +28,12 @@ import collections
 import dataclasses
 import os
 import re
+import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
 from absl import logging
-import gin
 import numpy as np
 import tensorflow as tf
 
@@ -395,39 +395,52 @@ def import_checkpoint(checkpoint: str,
   return path, network
 
 
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None,
-                                  'Prefix (or folder) of the official TF1 checkpoint.')
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Model dir to write.')
-_VARIANT = flags.DEFINE_enum('variant', 'auto', ('auto',) + VARIANTS,
-                             'Public code that wrote the checkpoint; auto: from the names.')
-_SAMPLE_RATE = flags.DEFINE_integer('sample_rate', 16000, 'Sample rate of the model in Hz.')
-_WINDOW_SECONDS = flags.DEFINE_float(
-    'window_seconds', None, 'Override the window (default: FFT size, or the basis length).')
-_HOP_SECONDS = flags.DEFINE_float(
-    'hop_seconds', None, 'Override the hop (default: window / 4 for STFT, / 2 for a basis).')
-_NUM_DILATIONS = flags.DEFINE_integer(
-    'num_dilations', None, 'Blocks per repeat (default: the official 8).')
-_CONSISTENCY = flags.DEFINE_enum(
-    'mixture_consistency', 'pred_source', layers.CONSISTENCY_TYPES,
-    'Mixture consistency of the official model (pred_source needs mix_weights/dense/kernel).')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace a model already in --output_dir.')
+_flags_defined = False
 
 
-def main(argv):
+def _define_flags() -> None:
+  """Defined on demand: mixit.export and mixit.separate define flags of the same
+  names (--checkpoint, --output_dir, --overwrite) and may share a process."""
+  global _flags_defined
+  if _flags_defined:
+    return
+  flags.DEFINE_string('checkpoint', None, 'Prefix (or folder) of the official TF1 checkpoint.',
+                      required=True)
+  flags.DEFINE_string('output_dir', None, 'Model dir to write.', required=True)
+  flags.DEFINE_enum('variant', 'auto', ('auto',) + VARIANTS,
+                    'Public code that wrote the checkpoint; auto: from the variable names.')
+  flags.DEFINE_integer('sample_rate', 16000, 'Sample rate of the model in Hz.')
+  flags.DEFINE_float('window_seconds', None,
+                     'Override the window (default: the FFT size, or the basis length).')
+  flags.DEFINE_float('hop_seconds', None,
+                     'Override the hop (default: window / 4 for STFT, window / 2 for a basis).')
+  flags.DEFINE_integer('num_dilations', None, 'Blocks per repeat (default: the official 8).')
+  flags.DEFINE_enum('mixture_consistency', 'pred_source', layers.CONSISTENCY_TYPES,
+                    'Mixture consistency of the official model (pred_source needs '
+                    'mix_weights/dense/kernel; published models all use it).')
+  flags.DEFINE_bool('overwrite', False, 'Replace a model already in --output_dir.')
+  _flags_defined = True
+
+
+def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  if not _CHECKPOINT.value or not _OUTPUT_DIR.value:
-    raise app.UsageError('--checkpoint and --output_dir are required')
-  path, network = import_checkpoint(
-      _CHECKPOINT.value, _OUTPUT_DIR.value, _VARIANT.value, _SAMPLE_RATE.value,
-      _WINDOW_SECONDS.value, _HOP_SECONDS.value, _NUM_DILATIONS.value, _CONSISTENCY.value,
-      _OVERWRITE.value)
-  print(f'Imported {network.num_sources}-source TDCN++ ({network.count_params()} parameters) '
-        f'to {path}')
+  values = flags.FLAGS
+  try:
+    path, network = import_checkpoint(
+        values.checkpoint, values.output_dir, values.variant, values.sample_rate,
+        values.window_seconds, values.hop_seconds, values.num_dilations,
+        values.mixture_consistency, values.overwrite)
+  except ValueError as e:
+    print(f'mixit-import-official: error: {e}', file=sys.stderr)
+    sys.exit(1)
+  print(f'Imported a {network.num_sources}-source TDCN++ ({network.count_params()} '
+        f'parameters) into {path}')
 
 
-def run():
+def run() -> None:
   """Console script `mixit-import-official`."""
+  _define_flags()
   app.run(main)
 
 

@@ -194,13 +194,16 @@ class TdcnBlock(keras.layers.Layer):
     self.conv_channels = int(conv_channels)
     self.norm_type = canonical_norm_type(norm_type)
     axes = NORM_AXES[self.norm_type]
-    self.dense1 = ScaledDense(conv_channels, use_bias=False, scale=1.0, name='dense1')
-    self.prelu1 = PReLU(name='prelu1')
-    self.norm1 = ScalarNorm(axes, name='norm1')
-    self.conv = DepthwiseTimeConv(kernel_size, dilation, name='conv')
-    self.prelu2 = PReLU(name='prelu2')
-    self.norm2 = ScalarNorm(axes, name='norm2')
-    self.dense2 = ScaledDense(bottleneck, use_bias=False, scale=scale, name='dense2')
+    # Sublayers share this layer's dtype policy (Keras gives them the global one).
+    policy = self.dtype_policy
+    self.dense1 = ScaledDense(conv_channels, use_bias=False, scale=1.0, name='dense1', dtype=policy)
+    self.prelu1 = PReLU(name='prelu1', dtype=policy)
+    self.norm1 = ScalarNorm(axes, name='norm1', dtype=policy)
+    self.conv = DepthwiseTimeConv(kernel_size, dilation, name='conv', dtype=policy)
+    self.prelu2 = PReLU(name='prelu2', dtype=policy)
+    self.norm2 = ScalarNorm(axes, name='norm2', dtype=policy)
+    self.dense2 = ScaledDense(bottleneck, use_bias=False, scale=scale, name='dense2',
+                              dtype=policy)
 
   def build(self, input_shape):
     if int(input_shape[-1]) != self.bottleneck:
@@ -251,18 +254,20 @@ class TdcnCore(keras.layers.Layer):
                          f'0 <= from < to < {num_blocks}')
     # Official order: links into a block are added in increasing source order.
     self.skip_links = sorted(links, key=lambda link: (link[1], link[0]))
+    policy = self.dtype_policy
     self.initial_dense = ScaledDense(bottleneck, use_bias=True, scale=1.0,
-                                     name='initial_dense')
+                                     name='initial_dense', dtype=policy)
     # One attribute per sublayer: tf.train.Checkpoint does not see into the
     # lists that Keras 3 tracks, so a list of blocks would not be saved.
     self.num_blocks = num_blocks
     for i, (d, s) in enumerate(zip(dilations, block_scales)):
       setattr(self, f'block_{i}',
               TdcnBlock(bottleneck, conv_channels, kernel_size, d, norm_type, s,
-                        name=f'block_{i}'))
+                        name=f'block_{i}', dtype=policy))
     for src, dst in self.skip_links:
       setattr(self, f'skip_{src}_to_{dst}',
-              ScaledDense(bottleneck, use_bias=True, scale=1.0, name=f'skip_{src}_to_{dst}'))
+              ScaledDense(bottleneck, use_bias=True, scale=1.0, name=f'skip_{src}_to_{dst}',
+                          dtype=policy))
 
   @property
   def blocks(self) -> List[TdcnBlock]:
@@ -358,8 +363,10 @@ class LearnedBasisFrontEnd(keras.layers.Layer):
     self.frame_length = int(frame_length)
     self.frame_step = int(frame_step)
     self.num_basis = int(num_basis)
-    self.encoder = ScaledDense(num_basis, use_bias=False, activation='relu', name='encoder')
-    self.decoder = ScaledDense(frame_length, use_bias=False, name='decoder')
+    policy = self.dtype_policy
+    self.encoder = ScaledDense(num_basis, use_bias=False, activation='relu', name='encoder',
+                               dtype=policy)
+    self.decoder = ScaledDense(frame_length, use_bias=False, name='decoder', dtype=policy)
 
   @property
   def num_coefficients(self) -> int:
@@ -374,7 +381,9 @@ class LearnedBasisFrontEnd(keras.layers.Layer):
     """`[batch, time]` -> nonnegative `[batch, frame, basis]`."""
     frames = tf.signal.frame(waveform, self.frame_length, self.frame_step, pad_end=True)
     length = tf.shape(waveform)[-1]
-    num_frames = 1 - (-(length - self.frame_length) // self.frame_step)
+    # 1 + ceil((T - window) / hop) frames as the official encoder keeps, but at least
+    # one: its formula gives none for inputs shorter than a window.
+    num_frames = tf.maximum(1 - (-(length - self.frame_length) // self.frame_step), 1)
     frames = frames[..., :num_frames, :]
     return self.encoder(frames)
 
@@ -401,7 +410,8 @@ class MaskHead(keras.layers.Layer):
     super().__init__(**kwargs)
     self.num_sources = int(num_sources)
     self.num_bins = int(num_bins)
-    self.dense = ScaledDense(self.num_sources * self.num_bins, use_bias=False, name='dense')
+    self.dense = ScaledDense(self.num_sources * self.num_bins, use_bias=False, name='dense',
+                             dtype=self.dtype_policy)
 
   def build(self, input_shape):
     self.dense.build(input_shape)
@@ -429,7 +439,8 @@ class MixtureConsistency(keras.layers.Layer):
     self.kind = kind
     self.num_sources = int(num_sources)
     self.core_channels = int(core_channels)
-    self.weight_dense = (ScaledDense(num_sources, use_bias=False, name='weight_dense')
+    self.weight_dense = (ScaledDense(num_sources, use_bias=False, name='weight_dense',
+                                     dtype=self.dtype_policy)
                          if kind == 'pred_source' else None)
 
   def build(self, input_shape):
@@ -468,7 +479,8 @@ class SourceClassifier(keras.layers.Layer):
     super().__init__(**kwargs)
     self.num_classes = int(num_classes)
     self.num_bins = int(num_bins)
-    self.dense = ScaledDense(self.num_classes, use_bias=True, name='dense')
+    self.dense = ScaledDense(self.num_classes, use_bias=True, name='dense',
+                             dtype=self.dtype_policy)
 
   def build(self, input_shape):
     del input_shape
