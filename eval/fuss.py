@@ -16,7 +16,8 @@ Command line (`mixit-evaluate` is the same program):
       --compare=other_run/summary.json --label=my_model
 
 With `--separated_dir`, the outputs of example `<dir>/exampleNNNNN.wav` are read from
-`<separated_dir>/exampleNNNNN_source{i}.wav`, i = 0, 1, ... (or 1, 2, ...), as many as exist.
+`<separated_dir>/exampleNNNNN_source{i}.wav`, i = 0, 1, ... (as `mixit-separate` writes
+them); a gap in the numbering (`mixit-separate --drop_silent`) reads as a silent output.
 
 Outputs in `--output_dir`: `scores.csv`, `summary.json`, `summary.txt`, `msi_vs_1s.png`,
 `sisnri_per_count.png`, `separation_counts.png`, and `scores_<baseline>.csv` per baseline.
@@ -176,44 +177,44 @@ class SavedModelSeparator:
 
 
 def read_separated(separated_dir: str, example: LoadedExample) -> np.ndarray:
-  """Reads `<separated_dir>/<example>_source{i}.wav`, i from 0 (or 1) while files exist.
+  """Reads `<separated_dir>/<example>_source{i}.wav`, i = 0, 1, ... (as `mixit-separate`
+  writes them).
+
+  A missing index below the largest one is read as a silent output: `mixit-separate
+  --drop_silent` leaves such gaps, and a silent output is never active, so it scores the
+  same as the file it replaces.
 
   Returns:
-    `[outputs, time]` float32.
+    `[outputs, time]` float32, outputs = largest index + 1.
 
   Raises:
-    BadExampleError: no output file, a gap in the numbering, an undecodable file, or a
-      sample rate other than the references'.
+    BadExampleError: no output file, an undecodable file, or a sample rate or length other
+      than the references'.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   pattern = re.compile(re.escape(example.name) + r'_source(\d+)\.wav$')
   found = {}
   for path in tf.io.gfile.glob(os.path.join(separated_dir, example.name + '_source*.wav')):
-    match = pattern.search(os.path.basename(path))
+    match = pattern.fullmatch(os.path.basename(path))
     if match:
       found[int(match.group(1))] = path
   if not found:
     raise BadExampleError(f'{example.describe()}: no separated outputs '
                           f'{example.name}_source<i>.wav in {separated_dir}')
-  first = min(found)
-  indices = sorted(found)
-  if first not in (0, 1) or indices != list(range(first, first + len(indices))):
-    raise BadExampleError(f'{example.describe()}: separated outputs in {separated_dir} must be '
-                          f'numbered 0..M-1 (or 1..M) without gaps, found {indices}')
-  estimates = []
-  for index in indices:
+  estimates = np.zeros((max(found) + 1, example.num_samples), np.float32)
+  for index, path in found.items():
     try:
-      waveform, rate = audio_io.read_audio(found[index])
+      waveform, rate = audio_io.read_audio(path)
     except (OSError, ValueError) as e:
       raise BadExampleError(f'{example.describe()}: {e}') from e
     if rate != example.sample_rate:
-      raise BadExampleError(f'{example.describe()}: {found[index]} is at {rate} Hz, the '
+      raise BadExampleError(f'{example.describe()}: {path} is at {rate} Hz, the '
                             f'references at {example.sample_rate} Hz')
     if waveform.shape[0] != example.num_samples:
-      raise BadExampleError(f'{example.describe()}: {found[index]} has {waveform.shape[0]} '
+      raise BadExampleError(f'{example.describe()}: {path} has {waveform.shape[0]} '
                             f'samples, the references have {example.num_samples}')
-    estimates.append(waveform)
-  return np.stack(estimates)
+    estimates[index] = waveform
+  return estimates
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,19 +342,26 @@ class EvaluationResult:
 
 
 class _Progress:
-  """A one-line progress bar with rate and ETA on stderr."""
+  """A progress bar with rate and ETA on stderr: redrawn in place on a terminal, one line
+  per tenth of the work in a log file."""
 
   def __init__(self, total: int, enabled: bool):
     self._total, self._enabled = total, enabled
     self._start = time.monotonic()
     self._last = 0.0
+    self._tty = sys.stderr.isatty()
+    self._next_line = 0
 
   def update(self, done: int):
     if not self._enabled:
       return
     now = time.monotonic()
-    if done < self._total and now - self._last < 0.5:
+    if self._tty and done < self._total and now - self._last < 0.5:
       return
+    if not self._tty:
+      if done < self._next_line:
+        return
+      self._next_line = done + max(1, self._total // 10)
     self._last = now
     elapsed = now - self._start
     rate = done / elapsed if elapsed > 0 else 0.0
@@ -361,9 +369,10 @@ class _Progress:
     width = 30
     filled = int(width * done / max(self._total, 1))
     eta_text = f'{int(eta // 60)}m{int(eta % 60):02d}s' if np.isfinite(eta) else '?'
-    sys.stderr.write(f'\r[{"#" * filled}{"." * (width - filled)}] {done}/{self._total} '
+    start = '\r' if self._tty else ''
+    sys.stderr.write(f'{start}[{"#" * filled}{"." * (width - filled)}] {done}/{self._total} '
                      f'examples, {rate:.1f}/s, ETA {eta_text}  ')
-    if done >= self._total:
+    if done >= self._total or not self._tty:
       sys.stderr.write('\n')
     sys.stderr.flush()
 

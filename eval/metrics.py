@@ -31,6 +31,17 @@ def _normalize(x: np.ndarray) -> np.ndarray:
   return x / np.sqrt(np.maximum(power, _NORM_FLOOR))
 
 
+def _si_snr_from_cosine(cosine, direct_noise) -> np.ndarray:
+  """SI-SNR from the cosine c of normalised signals; `direct_noise(mask)` sums the residual
+  `||e_n - c t_n||^2` where `mask` is set (near-perfect pairs)."""
+  signal = np.square(cosine)
+  noise = 1.0 - signal
+  near_perfect = ~(noise >= _SEAM)
+  if np.any(near_perfect):
+    noise = np.where(near_perfect, direct_noise(near_perfect), noise)
+  return 10.0 * np.log10((signal + _POWER_EPSILON) / (noise + _POWER_EPSILON))
+
+
 def si_snr(estimate, reference) -> np.ndarray:
   """Scale-invariant SNR in dB, no zero-mean, computed in float64.
 
@@ -45,13 +56,12 @@ def si_snr(estimate, reference) -> np.ndarray:
   t = _normalize(np.asarray(reference, dtype=np.float64))
   e, t = np.broadcast_arrays(e, t)
   cosine = np.sum(e * t, axis=-1)
-  signal = np.square(cosine)
-  noise = 1.0 - signal
-  near_perfect = ~(noise >= _SEAM)
-  if np.any(near_perfect):
-    direct = np.sum(np.square(e - t * cosine[..., np.newaxis]), axis=-1)
-    noise = np.where(near_perfect, direct, noise)
-  return 10.0 * np.log10((signal + _POWER_EPSILON) / (noise + _POWER_EPSILON))
+
+  def direct_noise(mask):
+    del mask
+    return np.sum(np.square(e - t * cosine[..., np.newaxis]), axis=-1)
+
+  return _si_snr_from_cosine(cosine, direct_noise)
 
 
 def si_snr_improvement(estimate, reference, mixture) -> np.ndarray:
@@ -83,8 +93,18 @@ def pairwise_si_snr(references, estimates) -> np.ndarray:
   if references.shape[1] != estimates.shape[1]:
     raise ValueError(f'references have {references.shape[1]} samples, estimates '
                      f'{estimates.shape[1]}')
-  # One reference at a time keeps memory at [estimate, time] for long clips and large M.
-  return np.stack([si_snr(estimates, reference[np.newaxis]) for reference in references])
+  e = _normalize(estimates)
+  t = _normalize(references)
+  # All cosines in one product; the residual is only summed for the few near-perfect pairs.
+  cosine = t @ e.T
+
+  def direct_noise(mask):
+    noise = np.zeros_like(cosine)
+    for i, j in zip(*np.nonzero(mask)):
+      noise[i, j] = np.sum(np.square(e[j] - t[i] * cosine[i, j]))
+    return noise
+
+  return _si_snr_from_cosine(cosine, direct_noise)
 
 
 def best_assignment(score: np.ndarray) -> np.ndarray:

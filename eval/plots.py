@@ -7,6 +7,7 @@ from typing import Optional, Sequence, Tuple
 import matplotlib
 
 matplotlib.use('Agg')
+import matplotlib.patches  # pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import tensorflow as tf  # pylint: disable=wrong-import-position
@@ -101,8 +102,8 @@ def plot_per_count(summary: dict, path: str, label: Optional[str] = None) -> Non
   if not handles:
     handles, labels = right.get_legend_handles_labels()
   if handles:
-    figure.legend(handles, labels, loc='lower center', ncol=len(systems), fontsize=8,
-                  bbox_to_anchor=(0.5, -0.05))
+    figure.legend(handles, labels, loc='upper center', ncol=len(systems), fontsize=8,
+                  bbox_to_anchor=(0.5, 0.0))
   _save(figure, path)
 
 
@@ -136,4 +137,8 @@ def plot_separation_counts(summary: dict, path: str) -> None:
     axis.set_xlabel('active estimates')
     axis.grid(True, axis='y', alpha=0.3)
   axes[0][0].set_ylabel('examples')
+  legend = [matplotlib.patches.Patch(color=color, label=label) for color, label in (
+      ('tab:orange', 'under-separated'), ('tab:green', 'equal'), ('tab:red', 'over-separated'))]
+  figure.legend(handles=legend, loc='upper center', ncol=3, fontsize=8,
+                bbox_to_anchor=(0.5, 0.0))
   _save(figure, path)

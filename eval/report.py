@@ -144,8 +144,9 @@ def format_summary(summary: dict, comparisons: Sequence[dict] = ()) -> str:
                                          for _, s in columns])
   for count in counts:
     stats = [s.get('per_count', {}).get(str(count), {}) for _, s in columns]
-    add(f'SI-SNRi, {count} source(s) (dB)',
-        [_db(c.get('sisnri_mean'), c.get('sisnri_std')) for c in stats])
+    if count >= 2:  # 1-source examples are scored by SI-SNR (1S) above
+      add(f'SI-SNRi, {count} sources (dB)',
+          [_db(c.get('sisnri_mean'), c.get('sisnri_std')) for c in stats])
     add(f'  pairs / examples, {count} source(s)',
         [f'{c.get("num_pairs", 0)} / {c.get("num_examples", 0)}' for c in stats])
   for key in ('under_separation', 'equal_separation', 'over_separation'):

@@ -285,10 +285,10 @@ def write_fuss(root, counts=(1, 2, 3)):
   return list_path, all_sources
 
 
-def write_separated(folder, all_sources, start=0):
+def write_separated(folder, all_sources):
   for name, sources in all_sources.items():
     for i, source in enumerate(sources):
-      audio_io.write_wav(os.path.join(folder, f'{name}_source{i + start}.wav'), source, RATE,
+      audio_io.write_wav(os.path.join(folder, f'{name}_source{i}.wav'), source, RATE,
                          subtype='FLOAT')
 
 
@@ -296,7 +296,7 @@ class TestFiles:
 
   def test_separated_dir_perfect(self, tmp_path):
     list_path, all_sources = write_fuss(str(tmp_path / 'fuss'))
-    write_separated(str(tmp_path / 'sep'), all_sources, start=1)
+    write_separated(str(tmp_path / 'sep'), all_sources)
     examples = fuss_data.read_example_list(list_path)
     result = fuss.evaluate_separated(str(tmp_path / 'sep'), examples)
     summary = result.summary()
@@ -317,14 +317,21 @@ class TestFiles:
     assert [row['example'] for row in result.rows] == ['example00000', 'example00002']
     assert result.summary()['skipped']['bad_input'] == 1
 
-  def test_separated_dir_gap_and_wrong_length(self, tmp_path):
-    list_path, all_sources = write_fuss(str(tmp_path / 'fuss'), counts=(3,))
+  def test_separated_dir_gap_reads_as_silence_and_wrong_length_raises(self, tmp_path):
+    list_path, all_sources = write_fuss(str(tmp_path / 'fuss'), counts=(2,))
     sep = tmp_path / 'sep'
-    write_separated(str(sep), all_sources)
-    os.remove(sep / 'example00000_source1.wav')
+    # Outputs 0 and 2 only, as `mixit-separate --drop_silent` leaves them.
+    sources = all_sources['example00000']
+    audio_io.write_wav(str(sep / 'example00000_source0.wav'), sources[1], RATE,
+                       subtype='FLOAT')
+    audio_io.write_wav(str(sep / 'example00000_source2.wav'), sources[0], RATE,
+                       subtype='FLOAT')
+    audio_io.write_wav(str(sep / 'example00000_source2_old.wav'), sources[0], RATE)
     examples = fuss_data.read_example_list(list_path)
-    with pytest.raises(fuss.BadExampleError, match='without gaps'):
-      fuss.evaluate_separated(str(sep), examples)
+    row, = fuss.evaluate_separated(str(sep), examples, baselines=()).rows
+    assert row['num_outputs'] == 3 and row['num_active_seps'] == 2
+    assert (row['estimate_index_source1'], row['estimate_index_source2']) == (2, 0)
+    assert row['sisnr_separated_source1'] == pytest.approx(CAP, abs=1e-3)
     audio_io.write_wav(str(sep / 'example00000_source1.wav'), np.zeros(100), RATE)
     with pytest.raises(fuss.BadExampleError, match='example00000.*100 samples'):
       fuss.evaluate_separated(str(sep), examples)

@@ -167,12 +167,20 @@ class TestAlignment:
 
   def test_pairwise_matches_elementwise(self):
     rng = np.random.default_rng(11)
-    references = rng.normal(size=(3, 100))
-    estimates = rng.normal(size=(5, 100))
+    references = rng.normal(size=(3, 1000))
+    estimates = rng.normal(size=(5, 1000))
+    # Near-perfect pairs (60 dB, -20 dB of noise and an exact copy) take the direct residual.
+    estimates[1] = references[2] + 1e-3 * rng.normal(size=1000)
+    estimates[3] = -2.0 * references[0]
+    estimates[4] = 0.0
     matrix = metrics.pairwise_si_snr(references, estimates)
     assert matrix.shape == (3, 5)
-    for i, j in itertools.product(range(3), range(5)):
-      assert matrix[i, j] == pytest.approx(metrics.si_snr(estimates[j], references[i]))
+    expected = np.array([[metrics.si_snr(e, r) for e in estimates] for r in references])
+    np.testing.assert_allclose(matrix, expected, rtol=0, atol=1e-9)
+    assert matrix[2, 1] == pytest.approx(_projection_si_snr(estimates[1], references[2]),
+                                         abs=1e-9)
+    assert matrix[0, 3] == pytest.approx(_CAP, abs=1e-6)
+    np.testing.assert_allclose(matrix[:, 4], -_CAP, atol=1e-9)
 
   def test_fewer_estimates_than_references_are_zero_padded(self):
     rng = np.random.default_rng(12)
