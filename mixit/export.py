@@ -1,0 +1,288 @@
+"""Exporting a trained separation network as a self-contained SavedModel.
+
+    mixit-export --model_dir D [--checkpoint N] --output_dir E [--overwrite]
+
+The network is rebuilt from the model dir's `config.gin`, a checkpoint is
+restored into it, and a `tf.Module` is saved whose signatures need nothing of
+this package to run:
+
+- `serving_default(mixture_waveform float32 [batch, time])` ->
+  `{'separated_waveforms': [batch, M, time]}` (plus `'source_logits'
+  [batch, M, C]` when the network has a classification head);
+- `get_metadata()` -> `{'sample_rate', 'num_sources', 'num_classes'}` (int32),
+  also readable as the variables `loaded.sample_rate`, `loaded.num_sources`.
+
+`mixit_export.json` beside `saved_model.pb` records the same numbers and where
+the weights came from.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import sys
+from typing import Optional, Tuple, Union
+
+from absl import app
+from absl import flags
+from absl import logging
+import gin
+import numpy as np
+import tensorflow as tf
+
+from mixit import gin_config
+from mixit import model as model_lib  # registers the 'network' configurable
+from mixit import separator as separator_lib
+
+EXPORT_FORMAT = 'mixit-separation-savedmodel'
+EXPORT_FORMAT_VERSION = 1
+# Exported and in-memory outputs are the same graph on the same weights; the
+# check after saving allows for nothing but float reassociation.
+_VERIFY_ATOL = 1e-4
+# Where tf.train.Checkpoint(step=...) stores the training step.
+_STEP_KEY = 'step/.ATTRIBUTES/VARIABLE_VALUE'
+
+
+def checkpoint_path(model_dir: str, checkpoint: Union[None, int, str] = None) -> str:
+  """Resolves the checkpoint prefix to restore.
+
+  Args:
+    model_dir: a training run's model dir (checkpoints `ckpt-<n>` inside).
+    checkpoint: None for the latest, a step number `N` for `ckpt-N`, or a
+      checkpoint prefix path.
+
+  Raises:
+    ValueError: naming the model dir and the checkpoints it holds.
+  """
+  if checkpoint is None or checkpoint == '':
+    path = tf.train.latest_checkpoint(model_dir)
+    if path is None:
+      raise ValueError(f'{model_dir} holds no checkpoint (no ckpt-<n>.index and no '
+                       f'"checkpoint" file)')
+    return path
+  text = str(checkpoint)
+  if re.fullmatch(r'\d+', text):
+    path = os.path.join(model_dir, f'ckpt-{int(text)}')
+  elif re.fullmatch(r'ckpt-\d+', text):
+    path = os.path.join(model_dir, text)
+  else:
+    path = text
+  if not tf.io.gfile.exists(path + '.index'):
+    available = sorted(
+        os.path.basename(p)[:-len('.index')]
+        for p in tf.io.gfile.glob(os.path.join(model_dir, 'ckpt-*.index')))
+    raise ValueError(f'checkpoint {checkpoint!r} not found: no {path}.index '
+                     f'(checkpoints in {model_dir}: {available or "none"})')
+  return path
+
+
+def parse_network_config(model_dir: str) -> None:
+  """Parses `model_dir/config.gin` for building the network only.
+
+  The file is a training run's full config: bindings of configurables that an
+  inference process never imports (trainer, datasets, optimizer) are skipped,
+  while a bad binding of `network` itself still raises.
+  """
+  path = os.path.join(model_dir, gin_config.CONFIG_FILENAME)
+  if not tf.io.gfile.exists(path):
+    raise ValueError(f'{model_dir!r} holds no {gin_config.CONFIG_FILENAME}: not a mixit model '
+                     f'dir')
+  gin.add_config_file_search_path(gin_config.package_gin_dir())
+  gin.clear_config()
+  try:
+    gin.parse_config_files_and_bindings([path], [], skip_unknown=True)
+  except (ValueError, KeyError, TypeError, IOError) as e:
+    raise ValueError(f'bad gin configuration in {path}: {e}') from e
+
+
+def restore_network(model_dir: str, checkpoint: Union[None, int, str] = None):
+  """Rebuilds the network from `model_dir/config.gin` and restores a checkpoint.
+
+  Returns:
+    (network, checkpoint path, training step or None).
+
+  Raises:
+    ValueError: no config, no such checkpoint, or a checkpoint whose weights do
+      not match the network the config builds.
+  """
+  parse_network_config(model_dir)
+  path = checkpoint_path(model_dir, checkpoint)
+  network = model_lib.build_network()
+  # Keras creates variables on the first call; restoring into a built network
+  # lets the match assertion below see every variable.
+  network(tf.zeros([1, int(network.sample_rate) // 4], tf.float32), training=False)
+  try:
+    status = tf.train.Checkpoint(network=network).restore(path).expect_partial()
+    status.assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    raise ValueError(f'checkpoint {path} does not match the network built from '
+                     f'{os.path.join(model_dir, gin_config.CONFIG_FILENAME)}: {e}') from e
+  reader = tf.train.load_checkpoint(path)
+  step_value = -1
+  if reader.has_tensor(_STEP_KEY):
+    step_value = int(reader.get_tensor(_STEP_KEY))
+  return network, path, (step_value if step_value >= 0 else None)
+
+
+class SeparationModule(tf.Module):
+  """The exported object: the network's variables, its serving function and constants."""
+
+  def __init__(self, network):
+    super().__init__(name='mixit_separation')
+    num_classes = int(getattr(network, 'num_classes', 0) or 0)
+    self.sample_rate = tf.Variable(int(network.sample_rate), dtype=tf.int32, trainable=False,
+                                   name='sample_rate')
+    self.num_sources = tf.Variable(int(network.num_sources), dtype=tf.int32, trainable=False,
+                                   name='num_sources')
+    self.num_classes = tf.Variable(num_classes, dtype=tf.int32, trainable=False,
+                                   name='num_classes')
+    # The Keras object itself is kept out of the SavedModel (only its variables
+    # are tracked), so loading needs no Keras class nor any of this package.
+    self.network_variables = list(network.variables)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None], tf.float32, name=separator_lib.INPUT_KEY)
+    ])
+    def serving_default(mixture_waveform):
+      outputs = network(mixture_waveform, training=False)
+      result = {separator_lib.OUTPUT_KEY: outputs['separated_waveforms']}
+      if num_classes and 'source_logits' in outputs:
+        result['source_logits'] = outputs['source_logits']
+      return result
+
+    @tf.function(input_signature=[])
+    def get_metadata():
+      return {
+          'sample_rate': tf.identity(self.sample_rate),
+          'num_sources': tf.identity(self.num_sources),
+          'num_classes': tf.identity(self.num_classes),
+      }
+
+    self.serving_default = serving_default
+    self.get_metadata = get_metadata
+
+
+def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
+  if tf.io.gfile.exists(output_dir):
+    if not tf.io.gfile.isdir(output_dir):
+      raise ValueError(f'--output_dir {output_dir} exists and is not a directory')
+    if tf.io.gfile.listdir(output_dir):
+      if not overwrite:
+        raise FileExistsError(f'{output_dir} is not empty; pass overwrite=True (--overwrite) '
+                              f'to replace it')
+      if not (tf.saved_model.contains_saved_model(output_dir) or
+              tf.io.gfile.exists(os.path.join(output_dir, separator_lib.EXPORT_JSON))):
+        # Never wipe a folder that is not an earlier export (a typo could name $HOME).
+        raise ValueError(f'refusing to overwrite {output_dir}: it holds files but no '
+                         f'SavedModel')
+      tf.io.gfile.rmtree(output_dir)
+  tf.io.gfile.makedirs(output_dir)
+
+
+def _verify(network, output_dir: str) -> float:
+  """Largest difference between the exported and in-memory outputs on noise."""
+  rng = np.random.default_rng(0)
+  mixture = (0.1 * rng.standard_normal([2, int(network.sample_rate) // 2 + 7])).astype(
+      np.float32)
+  expected = network(tf.constant(mixture), training=False)['separated_waveforms'].numpy()
+  loaded = tf.saved_model.load(output_dir)
+  served = loaded.signatures[separator_lib.SIGNATURE_KEY](
+      **{separator_lib.INPUT_KEY: tf.constant(mixture)})[separator_lib.OUTPUT_KEY].numpy()
+  return float(np.max(np.abs(served - expected)))
+
+
+def export_saved_model(model_dir: str, output_dir: str,
+                       checkpoint: Union[None, int, str] = None, *,
+                       overwrite: bool = False, verify: bool = True) -> dict:
+  """Exports the network of `model_dir` (checkpoint `ckpt-N`, default latest).
+
+  Args:
+    model_dir: training run folder with `config.gin` and checkpoints.
+    output_dir: where the SavedModel and `mixit_export.json` go.
+    checkpoint: None (latest), a step number N (`ckpt-N`) or a prefix path.
+    overwrite: replace an earlier export in `output_dir`.
+    verify: reload the export and compare it with the in-memory network.
+
+  Returns:
+    the metadata written to `mixit_export.json`.
+  """
+  network, path, step = restore_network(model_dir, checkpoint)
+  _prepare_output_dir(output_dir, overwrite)
+  module = SeparationModule(network)
+  tf.saved_model.save(module, output_dir, signatures={
+      separator_lib.SIGNATURE_KEY: module.serving_default,
+      separator_lib.METADATA_SIGNATURE_KEY: module.get_metadata,
+  })
+  metadata = {
+      'format': EXPORT_FORMAT,
+      'format_version': EXPORT_FORMAT_VERSION,
+      'sample_rate': int(network.sample_rate),
+      'num_sources': int(network.num_sources),
+      'num_classes': int(getattr(network, 'num_classes', 0) or 0),
+      'signature': separator_lib.SIGNATURE_KEY,
+      'input': separator_lib.INPUT_KEY,
+      'output': separator_lib.OUTPUT_KEY,
+      'model_dir': os.fspath(model_dir),
+      'checkpoint': path,
+      'step': step,
+      'num_parameters': int(sum(np.prod(v.shape) for v in network.trainable_variables)),
+      'tensorflow_version': tf.__version__,
+      'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+  }
+  if verify:
+    error = _verify(network, output_dir)
+    metadata['verified_max_abs_difference'] = error
+    if not error <= _VERIFY_ATOL:
+      raise RuntimeError(f'the SavedModel in {output_dir} differs from the in-memory network by '
+                         f'{error:g} (tolerance {_VERIFY_ATOL:g})')
+  with tf.io.gfile.GFile(os.path.join(output_dir, separator_lib.EXPORT_JSON), 'w') as f:
+    json.dump(metadata, f, indent=2)
+  logging.info('exported %s (step %s, M=%d, %d Hz) to %s', path, step, metadata['num_sources'],
+               metadata['sample_rate'], output_dir)
+  return metadata
+
+
+# --------------------------------------------------------------------------
+# Command line.
+
+_flags_defined = False
+
+
+def _define_flags() -> None:
+  """Defined on demand so that importing this module next to mixit.separate
+  (which has flags of the same names) does not clash."""
+  global _flags_defined
+  if _flags_defined:
+    return
+  flags.DEFINE_string('model_dir', None, 'Training run folder (config.gin + checkpoints).',
+                      required=True)
+  flags.DEFINE_string('checkpoint', None,
+                      'Step N of the checkpoint ckpt-N to export, or a checkpoint prefix path; '
+                      'default: the latest.')
+  flags.DEFINE_string('output_dir', None, 'Folder for the SavedModel.', required=True)
+  flags.DEFINE_boolean('overwrite', False, 'Replace an earlier export in --output_dir.')
+  _flags_defined = True
+
+
+def _main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  values = flags.FLAGS
+  try:
+    metadata = export_saved_model(values.model_dir, values.output_dir, values.checkpoint,
+                                  overwrite=values.overwrite)
+  except (ValueError, FileExistsError, FileNotFoundError) as e:
+    print(f'mixit-export: error: {e}', file=sys.stderr)
+    sys.exit(1)
+  print(json.dumps(metadata, indent=2))
+
+
+def run() -> None:
+  """Console script `mixit-export`."""
+  _define_flags()
+  app.run(_main)
+
+
+if __name__ == '__main__':
+  run()

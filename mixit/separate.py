@@ -1,0 +1,461 @@
+"""Separating audio files with an exported SavedModel (`mixit-separate`).
+
+    mixit-separate --saved_model E --input FILE_OR_FOLDER --output_dir O
+        [--max_chunk_seconds 20 --overlap 2 --drop_silent --overwrite --skip_bad]
+
+Each input `<name>.<ext>` (WAV, FLAC, OGG, AIFF, MP3; any rate and channel
+count, channels averaged) gives `<name>_source{i}.wav`, i = 0..M-1, at the
+input's rate; inputs found in subfolders of a folder keep their relative path
+under the output dir. Files are read in blocks and the sources written as they
+are finished (see `mixit.separator`), so memory stays bounded for recordings of
+any length. Outputs are written to hidden `.partial` files and renamed at the
+end, so a failure never leaves a half-written source behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import sys
+import time
+from typing import List, Optional, Sequence, Tuple, Union
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import soundfile
+
+from data_pipeline import audio_io
+from mixit import separator as separator_lib
+
+AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.aif', '.aiff', '.mp3')
+OUTPUT_SUBTYPES = ('FLOAT', 'PCM_16')
+# Outputs quieter than this, relative to the mixture's power, count as silent
+# for --drop_silent: well below the -20 dB at which the FUSS evaluator stops
+# scoring an estimate, so nothing it would count is dropped.
+DEFAULT_SILENCE_DB = -30.0
+_BLOCK_FRAMES = 1 << 16
+
+
+@dataclasses.dataclass
+class FileResult:
+  """What separating one file produced."""
+  input_path: str
+  output_paths: List[str]  # the sources kept, in source order
+  dropped: List[int]  # indices of sources dropped as silent
+  seconds: float  # audio duration
+  num_windows: int
+  source_power_db: List[float]  # each source's power relative to the mixture's
+
+
+@dataclasses.dataclass
+class BatchReport:
+  succeeded: List[FileResult]
+  failed: List[Tuple[str, str]]  # (input path, error message)
+
+
+# --------------------------------------------------------------------------
+# Inputs and outputs.
+
+
+def find_inputs(input_path: str) -> List[Tuple[str, str]]:
+  """Audio files to separate: [(path, output stem relative to the output dir)].
+
+  A file is taken whatever its extension; a folder is searched recursively for
+  the extensions in `AUDIO_EXTENSIONS` (hidden files skipped), sorted.
+  """
+  input_path = os.fspath(input_path)
+  if not os.path.exists(input_path):
+    raise FileNotFoundError(f'--input {input_path} does not exist')
+  if not os.path.isdir(input_path):
+    return [(input_path, os.path.splitext(os.path.basename(input_path))[0])]
+  found = []
+  for root, dirs, files in os.walk(input_path):
+    dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
+    for name in sorted(files):
+      if name.startswith('.') or not name.lower().endswith(AUDIO_EXTENSIONS):
+        continue
+      path = os.path.join(root, name)
+      stem = os.path.splitext(os.path.relpath(path, input_path))[0]
+      found.append((path, stem))
+  if not found:
+    raise ValueError(f'--input folder {input_path} holds no audio files '
+                     f'({", ".join(AUDIO_EXTENSIONS)})')
+  stems = {}
+  for path, stem in found:
+    stems.setdefault(stem, []).append(path)
+  clashes = [paths for paths in stems.values() if len(paths) > 1]
+  if clashes:
+    raise ValueError(f'files whose outputs would share a name (same name, different '
+                     f'extension): {clashes[:5]}')
+  return found
+
+
+def output_paths(output_dir: str, stem: str, num_sources: int) -> List[str]:
+  return [os.path.join(output_dir, f'{stem}_source{i}.wav') for i in range(num_sources)]
+
+
+def _partial_path(path: str) -> str:
+  folder, name = os.path.split(path)
+  return os.path.join(folder, f'.{name}.partial')
+
+
+def _check_wav_complete(path: str) -> None:
+  """Raises when a local RIFF/WAVE file is shorter than its data chunk declares.
+
+  libsndfile silently reads the samples that are present, so a truncated copy
+  would otherwise pass as a shorter recording. Only chunk headers are read.
+  """
+  size = os.path.getsize(path)
+  with open(path, 'rb') as f:
+    header = f.read(12)
+    if header[:4] != b'RIFF' or header[8:12] != b'WAVE':
+      return
+    offset = 12
+    while offset + 8 <= size:
+      f.seek(offset)
+      chunk = f.read(8)
+      chunk_size = int.from_bytes(chunk[4:8], 'little')
+      if chunk[:4] == b'data':
+        # 0 and 0xFFFFFFFF mark streamed files whose writer never filled in the size.
+        if chunk_size not in (0, 0xFFFFFFFF) and offset + 8 + chunk_size > size:
+          raise audio_io.AudioDecodeError(
+              f'{path}: truncated WAV file (data chunk declares {chunk_size} bytes, '
+              f'{size - offset - 8} present)')
+        return
+      offset += 8 + chunk_size + (chunk_size & 1)
+
+
+def _open_input(path: str):
+  """soundfile.SoundFile for reading, with errors naming the file."""
+  if '://' in path:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if not tf.io.gfile.exists(path):
+      raise FileNotFoundError(f'audio file not found: {path}')
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      source = io.BytesIO(f.read())
+  else:
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'audio file not found: {path}')
+    if os.path.isdir(path):
+      raise audio_io.AudioDecodeError(f'{path}: is a directory, not an audio file')
+    if os.path.getsize(path) == 0:
+      raise audio_io.AudioDecodeError(f'{path}: empty file (0 bytes)')
+    _check_wav_complete(path)
+    source = path
+  try:
+    return soundfile.SoundFile(source)
+  except (RuntimeError, TypeError, ValueError, soundfile.SoundFileError) as e:
+    raise audio_io.AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
+
+
+class _SourceWriters:
+  """One mono WAV per source, written incrementally to `.partial` files."""
+
+  def __init__(self, paths: Sequence[str], sample_rate: int, subtype: str):
+    self.paths = list(paths)
+    self.partial = [_partial_path(p) for p in self.paths]
+    self._subtype = subtype
+    self._files = []
+    self.energy = np.zeros(len(paths), np.float64)
+    self.peak = 0.0
+    self.frames = 0
+    for path in self.partial:
+      folder = os.path.dirname(path)
+      if folder:
+        os.makedirs(folder, exist_ok=True)
+      self._files.append(soundfile.SoundFile(path, 'w', samplerate=sample_rate, channels=1,
+                                             format='WAV', subtype=subtype))
+
+  def write(self, sources: np.ndarray) -> None:
+    """sources: `[M, time]` float32."""
+    self.energy += np.sum(np.square(sources, dtype=np.float64), axis=1)
+    self.peak = max(self.peak, float(np.max(np.abs(sources))))
+    self.frames += sources.shape[1]
+    for f, source in zip(self._files, sources):
+      f.write(audio_io.quantize_pcm16(source) if self._subtype == 'PCM_16' else source)
+
+  def close(self) -> None:
+    for f in self._files:
+      f.close()
+    self._files = []
+
+  def discard(self) -> None:
+    self.close()
+    for path in self.partial:
+      if os.path.exists(path):
+        os.remove(path)
+
+
+# --------------------------------------------------------------------------
+# Progress display.
+
+
+class Progress:
+  """A one-line progress display on stderr (redrawn on a terminal, else quiet)."""
+
+  def __init__(self, enabled: bool = True, stream=None, interval: float = 0.5):
+    self._stream = stream or sys.stderr
+    self._enabled = enabled
+    self._tty = enabled and hasattr(self._stream, 'isatty') and self._stream.isatty()
+    self._interval = interval
+    self._last = 0.0
+    self._prefix = ''
+    self._total = 0.0
+
+  def start_file(self, index: int, count: int, name: str, seconds: float) -> None:
+    width = len(str(count))
+    self._prefix = f'[{index + 1:{width}d}/{count}] {name}'
+    self._total = seconds
+    self._last = 0.0
+    self.update(0.0, force=True)
+
+  def update(self, seconds_done: float, force: bool = False) -> None:
+    if not self._tty:
+      return
+    now = time.monotonic()
+    if not force and now - self._last < self._interval:
+      return
+    self._last = now
+    fraction = min(seconds_done / self._total, 1.0) if self._total > 0 else 1.0
+    bar = '#' * int(round(20 * fraction))
+    self._stream.write(f'\r{self._prefix} [{bar:<20}] {100 * fraction:5.1f}% '
+                       f'{seconds_done:.0f}/{self._total:.0f} s\033[K')
+    self._stream.flush()
+
+  def end_file(self, message: str) -> None:
+    if not self._enabled:
+      return
+    if self._tty:
+      self._stream.write('\r\033[K')
+    self._stream.write(f'{self._prefix}: {message}\n')
+    self._stream.flush()
+
+
+# --------------------------------------------------------------------------
+# Separation.
+
+
+def separate_file(separator: separator_lib.Separator, input_path: str, output_dir: str,
+                  stem: Optional[str] = None, *, output_sample_rate: Optional[int] = None,
+                  max_chunk_seconds: Optional[float] = None,
+                  overlap_seconds: Optional[float] = None, drop_silent: bool = False,
+                  silence_db: float = DEFAULT_SILENCE_DB, overwrite: bool = False,
+                  subtype: str = 'FLOAT', progress: Optional[Progress] = None,
+                  block_frames: int = _BLOCK_FRAMES) -> FileResult:
+  """Separates one file into `output_dir/<stem>_source{i}.wav`.
+
+  Args:
+    separator: from `mixit.separator.load_separator`.
+    input_path: an audio file (any rate and channel count).
+    output_dir: output folder (created).
+    stem: output name prefix; default the input's name without extension.
+    output_sample_rate: rate of the outputs; default the input's.
+    max_chunk_seconds, overlap_seconds: windowing (defaults from `separator`).
+    drop_silent: do not keep sources whose power is `silence_db` below the mixture's.
+    overwrite: replace existing outputs (else FileExistsError).
+    subtype: 'FLOAT' (32-bit float WAV) or 'PCM_16'.
+    progress: where to show progress.
+
+  Raises:
+    FileNotFoundError, FileExistsError, ValueError (naming the file): missing,
+    unreadable, empty, silent-length or non-finite input, unusable sample rate.
+  """
+  input_path = os.fspath(input_path)
+  subtype = subtype.upper()
+  if subtype not in OUTPUT_SUBTYPES:
+    raise ValueError(f'output subtype must be one of {OUTPUT_SUBTYPES}, got {subtype!r}')
+  if stem is None:
+    stem = os.path.splitext(os.path.basename(input_path))[0]
+  paths = output_paths(output_dir, stem, separator.num_sources)
+  existing = [p for p in paths if os.path.exists(p)]
+  if existing and not overwrite:
+    raise FileExistsError(f'{input_path}: outputs exist ({existing[0]}' +
+                          (f' and {len(existing) - 1} more' if len(existing) > 1 else '') +
+                          '); pass --overwrite to replace them')
+  with _open_input(input_path) as reader:
+    rate, declared = int(reader.samplerate), int(reader.frames)
+    if declared == 0:
+      raise audio_io.AudioDecodeError(f'{input_path}: audio holds no samples')
+    try:
+      stream = separator.stream(rate, output_rate=output_sample_rate,
+                                max_chunk_seconds=max_chunk_seconds,
+                                overlap_seconds=overlap_seconds)
+    except ValueError as e:
+      raise ValueError(f'{input_path}: {e}') from e
+    seconds = declared / rate if declared > 0 else 0.0
+    if progress is not None:
+      progress.update(0.0, force=True)
+    writers = _SourceWriters(paths, stream.output_rate, subtype)
+    mixture_energy = 0.0
+    try:
+      try:
+        for block in reader.blocks(blocksize=block_frames, dtype='float32', always_2d=True):
+          mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+          mixture_energy += float(np.sum(np.square(mono, dtype=np.float64)))
+          for sources in stream.push(mono):
+            writers.write(sources)
+          if progress is not None:
+            progress.update(stream.input_samples / rate)
+        for sources in stream.finish():
+          writers.write(sources)
+      except (RuntimeError, soundfile.SoundFileError) as e:
+        raise audio_io.AudioDecodeError(f'{input_path}: cannot decode audio ({e})') from e
+      except ValueError as e:
+        raise ValueError(f'{input_path}: {e}') from e
+      if declared > 0 and stream.input_samples != declared and reader.format != 'OGG':
+        raise audio_io.AudioDecodeError(f'{input_path}: truncated audio '
+                                        f'({stream.input_samples} of {declared} frames decoded)')
+      writers.close()
+    except BaseException:
+      writers.discard()
+      raise
+  if subtype == 'PCM_16' and writers.peak > 32767 / 32768:
+    logging.warning('%s: a source peaks at %.3f; clipped in the 16-bit output', input_path,
+                    writers.peak)
+  frames = max(writers.frames, 1)
+  mixture_power = mixture_energy / max(stream.input_samples, 1)
+  source_power = writers.energy / frames
+  relative_db = [
+      float(10 * np.log10(max(p, 1e-30) / max(mixture_power, 1e-30))) for p in source_power
+  ]
+  kept, dropped = [], []
+  for i, (path, partial) in enumerate(zip(writers.paths, writers.partial)):
+    silent = drop_silent and (mixture_power == 0 or relative_db[i] <= silence_db)
+    if silent:
+      dropped.append(i)
+      os.remove(partial)
+      if os.path.exists(path):
+        os.remove(path)  # a stale output of an earlier run would look like this one's
+    else:
+      os.replace(partial, path)
+      kept.append(path)
+  return FileResult(input_path=input_path, output_paths=kept, dropped=dropped, seconds=seconds,
+                    num_windows=stream.num_windows, source_power_db=relative_db)
+
+
+def separate_files(separator: Union[str, separator_lib.Separator], input_path: str,
+                   output_dir: str, *, skip_bad: bool = False, overwrite: bool = False,
+                   progress: bool = False, **kwargs) -> BatchReport:
+  """Separates a file or every audio file in a folder (see `separate_file`).
+
+  Existing outputs are checked for every file before any work starts. With
+  `skip_bad`, a file that fails (or whose outputs exist, without `overwrite`)
+  is reported in `BatchReport.failed` and the batch goes on; otherwise the
+  first failure raises.
+  """
+  if isinstance(separator, (str, os.PathLike)):
+    separator = separator_lib.load_separator(separator)
+  inputs = find_inputs(input_path)
+  failed = []
+  todo = []
+  for path, stem in inputs:
+    existing = [p for p in output_paths(output_dir, stem, separator.num_sources)
+                if os.path.exists(p)]
+    if existing and not overwrite:
+      message = (f'{path}: outputs exist ({existing[0]}'
+                 + (f' and {len(existing) - 1} more' if len(existing) > 1 else '')
+                 + '); pass --overwrite to replace them')
+      if not skip_bad:
+        raise FileExistsError(message)
+      failed.append((path, message))
+    else:
+      todo.append((path, stem))
+  display = Progress(enabled=progress)
+  succeeded = []
+  for index, (path, stem) in enumerate(todo):
+    seconds = 0.0
+    try:
+      info = soundfile.info(path)
+      seconds = info.frames / info.samplerate if info.samplerate else 0.0
+    except (RuntimeError, TypeError, ValueError, OSError, soundfile.SoundFileError):
+      pass  # separate_file reports the problem with the file
+    display.start_file(index, len(todo), path, seconds)
+    started = time.monotonic()
+    try:
+      result = separate_file(separator, path, output_dir, stem, overwrite=overwrite,
+                             progress=display, **kwargs)
+    except Exception as e:  # pylint: disable=broad-except
+      message = str(e) if path in str(e) else f'{path}: {e}'
+      display.end_file(f'FAILED: {message}')
+      if not skip_bad:
+        raise
+      failed.append((path, message))
+      continue
+    elapsed = time.monotonic() - started
+    dropped = f', dropped silent sources {result.dropped}' if result.dropped else ''
+    display.end_file(f'{len(result.output_paths)} sources, {result.seconds:.1f} s of audio in '
+                     f'{elapsed:.1f} s{dropped}')
+    succeeded.append(result)
+  return BatchReport(succeeded=succeeded, failed=failed)
+
+
+# --------------------------------------------------------------------------
+# Command line.
+
+_flags_defined = False
+
+
+def _define_flags() -> None:
+  """Defined on demand: mixit.export has flags of the same names."""
+  global _flags_defined
+  if _flags_defined:
+    return
+  flags.DEFINE_string('saved_model', None, 'SavedModel folder written by mixit-export.',
+                      required=True)
+  flags.DEFINE_string('input', None, 'An audio file, or a folder searched recursively.',
+                      required=True)
+  flags.DEFINE_string('output_dir', None, 'Folder for <name>_source{i}.wav.', required=True)
+  flags.DEFINE_float('max_chunk_seconds', separator_lib.DEFAULT_MAX_CHUNK_SECONDS,
+                     'Longer recordings are separated in windows of this length; 0: whole '
+                     'files in one call.')
+  flags.DEFINE_float('overlap', separator_lib.DEFAULT_OVERLAP_SECONDS,
+                     'Overlap of consecutive windows in seconds (at most half a window).')
+  flags.DEFINE_boolean('drop_silent', False, 'Do not write sources quieter than --silence_db.')
+  flags.DEFINE_float('silence_db', DEFAULT_SILENCE_DB,
+                     'Power relative to the mixture below which --drop_silent drops a source.')
+  flags.DEFINE_integer('output_sample_rate', 0, 'Rate of the outputs; 0: the input\'s.')
+  flags.DEFINE_enum('output_subtype', 'FLOAT', OUTPUT_SUBTYPES, 'WAV sample format.')
+  flags.DEFINE_boolean('overwrite', False, 'Replace existing outputs.')
+  flags.DEFINE_boolean('skip_bad', False,
+                       'Go on past files that fail and list them at the end (exit status 1).')
+  flags.DEFINE_boolean('progress', True, 'Show progress on stderr.')
+  _flags_defined = True
+
+
+def _main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  values = flags.FLAGS
+  started = time.monotonic()
+  try:
+    separator = separator_lib.load_separator(values.saved_model)
+    report = separate_files(
+        separator, values.input, values.output_dir, skip_bad=values.skip_bad,
+        overwrite=values.overwrite, progress=values.progress,
+        output_sample_rate=values.output_sample_rate or None,
+        max_chunk_seconds=values.max_chunk_seconds, overlap_seconds=values.overlap,
+        drop_silent=values.drop_silent, silence_db=values.silence_db,
+        subtype=values.output_subtype)
+  except (ValueError, OSError) as e:
+    print(f'mixit-separate: error: {e}', file=sys.stderr)
+    sys.exit(1)
+  seconds = sum(r.seconds for r in report.succeeded)
+  print(f'separated {len(report.succeeded)} file(s), {seconds:.1f} s of audio, in '
+        f'{time.monotonic() - started:.1f} s into {values.output_dir}', file=sys.stderr)
+  if report.failed:
+    print(f'{len(report.failed)} file(s) failed:', file=sys.stderr)
+    for _, message in report.failed:
+      print(f'  {message}', file=sys.stderr)
+    sys.exit(1)
+
+
+def run() -> None:
+  """Console script `mixit-separate`."""
+  _define_flags()
+  app.run(_main)
+
+
+if __name__ == '__main__':
+  run()
