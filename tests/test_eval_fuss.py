@@ -1,4 +1,5 @@
 """Tests of the FUSS evaluator on hand-built examples with known answers, files and CLI."""
+import itertools
 import json
 import os
 import subprocess
@@ -190,6 +191,74 @@ class TestKnownAnswers:
     result = fuss.evaluate(PlantedModel(examples, lambda s: s, 4), examples, max_examples=2,
                            baselines=())
     assert [row['example'] for row in result.rows] == ['example1', 'example2']
+
+
+def _float32_sisnr(estimate, reference):
+  def normalize(x):
+    return x / np.sqrt(np.maximum(np.sum(x * x, -1, keepdims=True), np.float32(1e-16)))
+  e, t = normalize(estimate.astype(np.float32)), normalize(reference.astype(np.float32))
+  c = np.sum(e * t, -1)
+  noise = np.where(1 - c * c >= 0.01, 1 - c * c, np.sum(np.square(e - t * c[..., None]), -1))
+  return 10 * np.log10((c * c + np.float32(1e-8)) / (noise + np.float32(1e-8)))
+
+
+def _public_procedure(examples, estimates_by_example):
+  """SPEC 8 step by step in float32 with exhaustive permutations (as the public TF code
+  runs it): returns (1S, MSi, under, equal, over)."""
+  pairs = {c: ([], []) for c in range(1, 5)}
+  separation = []
+  for example, estimates in zip(examples, estimates_by_example):
+    num_outputs = estimates.shape[0]
+    refs = np.zeros((num_outputs, LENGTH), np.float32)
+    refs[:len(example.sources)] = example.sources
+    loss = -np.array([[_float32_sisnr(e, r) for r in refs] for e in estimates])
+    best = min(itertools.permutations(range(num_outputs)),
+               key=lambda perm: sum(loss[perm[i], i] for i in range(num_outputs)))
+    aligned = estimates[list(best)]
+    power_sep = np.mean(aligned ** 2, -1)
+    power_ref = np.mean(refs ** 2, -1)
+    active_ref = np.sqrt(power_ref) > 1e-8
+    active_sep = power_sep > 0.01 * power_ref[active_ref].min()
+    count = int(active_ref.sum())
+    sep = _float32_sisnr(aligned, refs)
+    mix = _float32_sisnr(np.tile(example.mixture, (num_outputs, 1)), refs)
+    scored = active_ref & active_sep
+    pairs[count][0].extend(sep[scored])
+    pairs[count][1].extend((sep - mix)[scored])
+    separation.append(np.sign(int(active_sep.sum()) - count))
+  msi = np.mean(pairs[2][1] + pairs[3][1] + pairs[4][1])
+  return (np.mean(pairs[1][0]), msi, np.mean(np.equal(separation, -1)),
+          np.mean(np.equal(separation, 0)), np.mean(np.equal(separation, 1)))
+
+
+class TestPublicProcedure:
+
+  def test_matches_a_float32_exhaustive_run_to_0_01_db(self):
+    rng = np.random.default_rng(3)
+    examples, estimates = [], []
+    for index in range(24):
+      count = 1 + index % 4
+      gains = 10 ** (rng.uniform(-15, 5, size=(count, 1)) / 20)
+      sources = (0.05 * gains * rng.normal(size=(count, LENGTH))).astype(np.float32)
+      examples.append(fuss.LoadedExample(f'e{index}', sources, RATE, index + 1))
+      # Leaky estimates with random quality; sometimes an extra faint or strong output.
+      leak = 10 ** (rng.uniform(-40, 0, size=(count, count)) / 20) * (1 - np.eye(count))
+      est = np.zeros((4, LENGTH), np.float32)
+      est[:count] = (np.eye(count) + leak) @ sources
+      est[:count] += 0.01 * rng.uniform(0, 1) * rng.normal(size=(count, LENGTH))
+      if count < 4 and index % 3:
+        est[count] = 10 ** rng.uniform(-3, -1) * rng.normal(size=LENGTH)
+      estimates.append(est[rng.permutation(4)])
+    lookup = {e.mixture.tobytes(): est for e, est in zip(examples, estimates)}
+    result = fuss.evaluate(lambda m: np.stack([lookup[x.tobytes()] for x in m]), examples,
+                           baselines=())
+    summary = result.summary()
+    one_s, msi, under, equal, over = _public_procedure(examples, estimates)
+    assert summary['1s'] == pytest.approx(one_s, abs=0.01)
+    assert summary['msi'] == pytest.approx(msi, abs=0.01)
+    assert (summary['under_separation'], summary['equal_separation'],
+            summary['over_separation']) == pytest.approx((under, equal, over))
+    assert 0.0 < over < 1.0 and equal > 0.0
 
 
 class TestBadOutputs:
