@@ -3,6 +3,7 @@
 `gin.tf` is broken on TF >= 2.16, so saving the config beside checkpoints is
 done here with `tf.io.gfile` (model dirs may live on gs://).
 """
+import logging
 import os
 import pathlib
 from typing import Iterable, Optional, Sequence
@@ -42,6 +43,13 @@ def _resolve(gin_file: str, search_paths: Sequence[str]) -> str:
                    f'{list(search_paths)})')
 
 
+class _DropResourceProbes(logging.Filter):
+  """Hides gin's "Path not found" errors for include paths it then finds elsewhere."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not record.pathname.endswith(os.path.join('gin', 'resource_reader.py'))
+
+
 def parse(gin_files: Iterable[str] = (),
           gin_params: Iterable[str] = (),
           search_paths: Iterable[str] = (),
@@ -57,11 +65,15 @@ def parse(gin_files: Iterable[str] = (),
     gin.add_config_file_search_path(path)
   gin.clear_config()
   resolved = [_resolve(f, search_paths) for f in gin_files]
+  probe_filter = _DropResourceProbes()
+  logging.getLogger().addFilter(probe_filter)
   try:
     gin.parse_config_files_and_bindings(resolved, list(gin_params), finalize_config=finalize)
   except (ValueError, KeyError, TypeError, IOError) as e:
     raise ValueError(f'bad gin configuration (files {list(gin_files)}, params '
                      f'{list(gin_params)}): {e}') from e
+  finally:
+    logging.getLogger().removeFilter(probe_filter)
 
 
 def write_config(model_dir: str) -> None:

@@ -32,22 +32,6 @@ from mixit import gin_config
 from mixit import strategy as strategy_lib
 from mixit import trainer as trainer_lib
 
-PRECISION_POLICIES = ('float32', 'mixed_float16', 'mixed_bfloat16')
-
-
-@gin.configurable('precision')
-def set_precision_policy(policy: str = 'float32') -> str:
-  """Sets the global Keras dtype policy (before the network is built).
-
-  `mixed_float16` on GPU (the optimizer then scales the loss), `mixed_bfloat16`
-  on TPU. The network's front end and heads and all losses stay float32.
-  """
-  if policy not in PRECISION_POLICIES:
-    raise ValueError(f'precision.policy must be one of {PRECISION_POLICIES}, got {policy!r}')
-  keras.mixed_precision.set_global_policy(policy)
-  return policy
-
-
 # ------------------------------------------------------------------ model dir
 
 _RUN_ARTIFACTS = ('checkpoint', gin_config.CONFIG_FILENAME, gin_config.OPERATIVE_CONFIG_FILENAME,
@@ -66,10 +50,31 @@ def _wipe_run(model_dir: str) -> None:
         tf.io.gfile.remove(path)
 
 
+# `training.*` settings that change how long and how visibly a run trains, not
+# what it computes: a run may be resumed with other values (e.g. more steps).
+RESUMABLE_SETTINGS = ('num_steps', 'checkpoint_every', 'max_to_keep', 'log_every',
+                      'summary_every', 'eval_every', 'eval_steps', 'audio_summaries')
+
+
+def _comparable(config: str) -> str:
+  """The config text without comments and without `RESUMABLE_SETTINGS` bindings."""
+  kept = []
+  for line in config.splitlines():
+    stripped = line.strip()
+    if not stripped or stripped.startswith('#'):
+      continue
+    binding = stripped.split('=', 1)[0].strip()
+    if binding in tuple(f'training.{name}' for name in RESUMABLE_SETTINGS):
+      continue
+    kept.append(stripped)
+  return '\n'.join(kept)
+
+
 def prepare_model_dir(model_dir: str, overwrite: bool = False) -> bool:
   """Checks that `model_dir` is empty or holds a run of the current gin config.
 
-  A run is resumed only under the config that started it: a `config.gin` that
+  A run is resumed only under the config that started it (up to
+  `RESUMABLE_SETTINGS` such as `training.num_steps`): a `config.gin` that
   differs from the current `gin.config_str()` (or checkpoints without any
   config) raises a ValueError showing the difference, unless `overwrite`, in
   which case the old run's checkpoints, configs and logs are deleted.
@@ -83,12 +88,13 @@ def prepare_model_dir(model_dir: str, overwrite: bool = False) -> bool:
   has_checkpoint = tf.train.latest_checkpoint(model_dir) is not None
   if saved is None and not has_checkpoint:
     return False
-  if saved == current:
+  if saved is not None and _comparable(saved) == _comparable(current):
     return has_checkpoint
   if saved is None:
     problem = f'{model_dir!r} holds checkpoints but no {gin_config.CONFIG_FILENAME}'
   else:
-    diff = list(difflib.unified_diff(saved.splitlines(), current.splitlines(),
+    diff = list(difflib.unified_diff(_comparable(saved).splitlines(),
+                                     _comparable(current).splitlines(),
                                      f'{model_dir}/{gin_config.CONFIG_FILENAME}',
                                      'this run', lineterm='', n=0))
     shown = '\n'.join(diff[:40]) + ('\n...' if len(diff) > 40 else '')
@@ -279,7 +285,7 @@ def train(model_dir: str,
     train_input_fn = train_input_fn or default_train
     eval_input_fn = eval_input_fn or default_eval
   chief = strategy_lib.is_chief(strategy)
-  set_precision_policy()
+  trainer_lib.set_precision_policy()
   logging.info('%s', strategy_lib.describe(strategy))
   logging.info('audio I/O backend: %s; Keras dtype policy: %s', _backend_name(),
                keras.mixed_precision.global_policy().name)

@@ -70,6 +70,21 @@ class PreReducedSGD(PreReducedGradients, keras.optimizers.SGD):
 
 _OPTIMIZERS = {'adam': PreReducedAdam, 'sgd': PreReducedSGD}
 
+PRECISION_POLICIES = ('float32', 'mixed_float16', 'mixed_bfloat16')
+
+
+@gin.configurable('precision')
+def set_precision_policy(policy: str = 'float32') -> str:
+  """Sets the global Keras dtype policy (before the network is built).
+
+  `mixed_float16` on GPU (the optimizer then scales the loss), `mixed_bfloat16`
+  on TPU. The network's front end and heads and all losses stay float32.
+  """
+  if policy not in PRECISION_POLICIES:
+    raise ValueError(f'precision.policy must be one of {PRECISION_POLICIES}, got {policy!r}')
+  keras.mixed_precision.set_global_policy(policy)
+  return policy
+
 
 @gin.configurable('optimizer')
 def build_optimizer(learning_rate: float = 1e-4,

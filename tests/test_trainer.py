@@ -1,0 +1,378 @@
+"""Tests of the MixIT train/validation steps (mixit/trainer.py) with the real model,
+losses and data pipeline on synthetic FUSS data."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import mixit  # noqa: F401
+import gin
+import keras
+import tensorflow as tf
+
+from data_pipeline import inputs
+from data_pipeline import synthetic
+from eval import metrics as eval_metrics
+from mixit import gin_config
+from mixit import losses
+from mixit import model as model_lib
+from mixit import train_lib
+from mixit import trainer as trainer_lib
+
+SAMPLE_RATE = 8000
+CLIP_SECONDS = 0.25
+# A TDCN++ of two blocks: the smallest network that runs every code path.
+TINY_NETWORK = [
+    'NUM_SOURCES = 4', f'SAMPLE_RATE = {SAMPLE_RATE}', f'CLIP_SECONDS = {CLIP_SECONDS}',
+    'network.bottleneck = 16', 'network.conv_channels = 32', 'network.num_repeats = 1',
+    'network.num_dilations = 2', 'network.skip_from = []', 'network.skip_to = []',
+    'train_data.shuffle_buffer = 8', 'train_data.seed = 3',
+]
+
+
+@pytest.fixture(scope='module')
+def fuss_root(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp('fuss'))
+  synthetic.make_dataset(root, num_train=12, num_validation=4, num_eval=0, seed=1,
+                         sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS)
+  return root
+
+
+def parse_tiny(fuss_root, *params, labels=False):
+  files = ['models/tdcnpp_small.gin', 'datasets/synthetic.gin', 'optimization/base.gin']
+  if labels:
+    files.append('datasets/weak_labels.gin')
+  gin_config.parse(files, [f"DATA_ROOT = '{fuss_root}'"] + TINY_NETWORK + list(params))
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+  keras.mixed_precision.set_global_policy('float32')
+  yield
+  gin.clear_config()
+  keras.mixed_precision.set_global_policy('float32')
+
+
+def build(lr=1e-3, name='adam', **trainer_overrides):
+  network = model_lib.build_network()
+  trainer = trainer_lib.build_trainer(network, **trainer_overrides)
+  optimizer = trainer_lib.build_optimizer(learning_rate=lr, name=name)
+  trainer.compile(optimizer=optimizer)
+  optimizer.build(network.trainable_variables)
+  return network, trainer, optimizer
+
+
+def first_batch(dataset):
+  return {k: v for k, v in next(iter(dataset)).items()}
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_a_few_steps_lower_the_loss_on_synthetic_fuss(fuss_root):
+  parse_tiny(fuss_root, 'batch_size = 4', 'train_data.mode = "unsupervised"')
+  keras.utils.set_random_seed(0)
+  network = model_lib.build_network()
+  held_out = [first_batch(inputs.train_input_fn(None)) for _ in range(2)]
+
+  @tf.function
+  def mixit_loss(mom, mixtures):
+    estimates = network(mom, training=False)['separated_waveforms']
+    return tf.reduce_mean(losses.mixit_loss(mixtures, estimates, 'least_squares')[0])
+
+  def held_out_loss():
+    return float(np.mean([mixit_loss(b['mom'], b['mixtures']) for b in held_out]))
+
+  before = held_out_loss()
+  out = train_lib.train(
+      str(fuss_root) + '_model', num_steps=40, checkpoint_every=40, log_every=10,
+      summary_every=10, eval_every=0, network_fn=lambda: network,
+      optimizer_fn=lambda: trainer_lib.build_optimizer(learning_rate=3e-3))
+  after = held_out_loss()
+  assert out['step'] == 40
+  # MixIT loss is in dB: the trained network remixes the held-out MoMs' references
+  # clearly better than at initialisation.
+  assert after < before - 1.0, (before, after)
+
+
+def _concat(*batches):
+  return {k: tf.concat([b[k] for b in batches], axis=0) for k in batches[0]}
+
+
+def test_loss_terms_weights_and_clipped_update_match_a_direct_computation(fuss_root):
+  """Semi-supervised batch, labels, every lambda on, SGD: the logged terms are the
+  masked means of the loss functions and the update is -lr * clip(grad)."""
+  parse_tiny(fuss_root, 'batch_size = 2', 'NUM_CLASSES = 6', labels=True)
+  supervised = first_batch(inputs.train_input_fn(None, mode='supervised'))
+  unsupervised = first_batch(inputs.train_input_fn(None, mode='unsupervised'))
+  batch = _concat(supervised, unsupervised)
+  assert batch['supervised'].numpy().tolist() == [True, True, False, False]
+  weights = dict(lambda_sparse=0.3, lambda_cov=0.7, lambda_class=0.2, lambda_sup=1.5)
+  keras.utils.set_random_seed(1)
+  lr, clip = 0.5, 0.01
+  network, trainer, _ = build(lr=lr, name='sgd', clip_norm=clip, sparsity_kind='lp',
+                              mixit_method='exhaustive', **weights)
+  variables = network.trainable_variables
+  initial = [v.numpy() for v in variables]
+
+  with tf.GradientTape() as tape:
+    outputs = network(batch['mom'], training=True)
+    est = outputs['separated_waveforms']
+    mixit_values, mix_matrix = losses.mixit_loss(batch['mixtures'], est, 'exhaustive')
+    pit_values, _ = losses.pit_loss(batch['sources'], est, batch['mom'], batch['num_sources'])
+    expected = {
+        'mixit': tf.reduce_mean(mixit_values[2:]),
+        'supervised': tf.reduce_mean(pit_values[:2]),
+        'sparsity': tf.reduce_mean(losses.sparsity_loss(est, batch['mom'], kind='lp')),
+        'covariance': tf.reduce_mean(losses.covariance_loss(est)),
+        'classification': tf.reduce_mean(losses.classification_loss(
+            outputs['source_logits'], mix_matrix, batch['labels'])),
+    }
+    total = (expected['mixit'] + 1.5 * expected['supervised'] + 0.3 * expected['sparsity'] +
+             0.7 * expected['covariance'] + 0.2 * expected['classification'])
+  grads = tape.gradient(total, variables)
+  norm = math.sqrt(sum(float(tf.reduce_sum(tf.square(g))) for g in grads))
+  assert norm > clip  # the clip is active
+  expected_weights = [w - lr * g.numpy() * clip / norm for w, g in zip(initial, grads)]
+
+  logs = tf.function(trainer.train_step)(batch)
+  for name, value in expected.items():
+    np.testing.assert_allclose(float(logs[name]), float(value), rtol=1e-4, atol=1e-5,
+                               err_msg=name)
+  np.testing.assert_allclose(float(logs['loss']), float(total), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(float(logs['grad_norm']), norm, rtol=1e-3)
+  assert float(logs['finite']) == 1.0
+  for v, w in zip(variables, expected_weights):
+    np.testing.assert_allclose(v.numpy(), w, rtol=1e-3, atol=1e-6, err_msg=v.path)
+
+
+def test_nonfinite_loss_skips_the_update_and_names_the_term(fuss_root):
+  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.mode = "unsupervised"')
+  network, trainer, _ = build()
+  batch = first_batch(inputs.train_input_fn(None))
+  # NaN only in the reference mixtures: the MoM (the network input) stays clean,
+  # so only the MixIT term (and the total) is non-finite.
+  mixtures = batch['mixtures'].numpy()
+  mixtures[0, 0, 5] = np.nan
+  batch['mixtures'] = tf.constant(mixtures)
+  before = [v.numpy() for v in network.trainable_variables]
+  logs = {k: float(v) for k, v in tf.function(trainer.train_step)(batch).items()}
+  assert logs['finite'] == 0.0
+  assert math.isnan(logs['mixit']) and math.isfinite(logs['sparsity'])
+  for v, w in zip(network.trainable_variables, before):
+    np.testing.assert_array_equal(v.numpy(), w)
+  message = train_lib.nonfinite_message(7, logs)
+  assert 'step 7' in message and 'mixit=nan' in message and 'sparsity' not in message
+
+
+def _poisoned_input_fn(fuss_root, bad_step):
+  """The real training stream with NaN reference mixtures in batch number `bad_step`."""
+  def input_fn(input_context=None):
+    dataset = inputs.train_input_fn(input_context).enumerate(start=1)
+
+    def poison(index, batch):
+      bad = tf.equal(index, bad_step)
+      batch = dict(batch)
+      batch['mixtures'] = tf.where(bad, batch['mixtures'] * np.nan, batch['mixtures'])
+      return batch
+
+    return dataset.map(poison)
+  return input_fn
+
+
+def test_training_loop_stops_on_nan_naming_step_and_term_or_skips(fuss_root, tmp_path):
+  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.mode = "unsupervised"')
+  with pytest.raises(FloatingPointError, match=r'step 3: mixit=nan, loss=nan'):
+    train_lib.train(str(tmp_path / 'stop'), num_steps=5, checkpoint_every=2, eval_every=0,
+                    train_input_fn=_poisoned_input_fn(fuss_root, 3))
+  # The checkpoint before the bad batch is intact.
+  assert tf.train.latest_checkpoint(str(tmp_path / 'stop')).endswith('ckpt-2')
+
+  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.mode = "unsupervised"',
+             'trainer.nonfinite = "skip"')
+  captured = []
+
+  def network_fn():
+    captured.append(model_lib.build_network())
+    return captured[-1]
+
+  out = train_lib.train(str(tmp_path / 'skip'), num_steps=4, checkpoint_every=4,
+                        eval_every=0, network_fn=network_fn,
+                        train_input_fn=_poisoned_input_fn(fuss_root, 2))
+  assert out['step'] == 4
+  assert all(np.all(np.isfinite(v.numpy())) for v in captured[0].trainable_variables)
+  # The LR schedule follows applied updates: three of the four batches.
+  reader = tf.train.load_checkpoint(str(tmp_path / 'skip'))
+  iterations = [k for k in reader.get_variable_to_shape_map() if 'iteration' in k]
+  assert iterations and reader.get_tensor(iterations[0]) == 3
+
+
+# ------------------------------------------------------------- bad input
+
+
+def test_bad_training_batches_raise_naming_the_problem(fuss_root):
+  parse_tiny(fuss_root, 'batch_size = 2')
+  network, trainer, _ = build()
+  good = first_batch(inputs.train_input_fn(None))
+  cases = [
+      ({'mom': good['mom']}, "'mom' .* and 'mixtures'"),
+      (dict(good, mixtures=good['mixtures'][:, :1]), 'N >= 2'),
+      (dict(good, mom=good['mom'][:1]), 'inconsistent batch dimension'),
+      (dict(good, mom=good['mom'][:, :-1]), 'inconsistent time dimension'),
+      (dict(good, mom=good['mom'][:, None]), r"batch\['mom'\] must have rank 2"),
+      (dict(good, mixtures=tf.zeros([2, 5, good['mom'].shape[1]])), 'M >= N'),
+  ]
+  for batch, pattern in cases:
+    with pytest.raises(ValueError, match=pattern):
+      trainer.train_step(batch)
+  _, semantic, _ = build(lambda_class=1.0)
+  with pytest.raises(ValueError, match='no labels'):
+    semantic.train_step(good)
+  with pytest.raises(ValueError, match="'mixture' .* and 'sources'"):
+    trainer.test_step({'mixture': good['mom']})
+
+
+def test_trainer_settings_and_optimizer_are_checked():
+  network = model_lib.build_network(num_sources=2, bottleneck=8, conv_channels=8,
+                                    num_repeats=1, num_dilations=1)
+  with pytest.raises(ValueError, match="mixit_method.*'exhastive'"):
+    trainer_lib.build_trainer(network, mixit_method='exhastive')
+  with pytest.raises(ValueError, match='nonfinite'):
+    trainer_lib.build_trainer(network, nonfinite='ignore')
+  with pytest.raises(ValueError, match='lambda_cov'):
+    trainer_lib.build_trainer(network, lambda_cov=-1.0)
+  trainer = trainer_lib.build_trainer(network)
+  trainer.compile(optimizer=keras.optimizers.Adam())
+  batch = {'mom': tf.zeros([2, 800]), 'mixtures': tf.zeros([2, 2, 800])}
+  with pytest.raises(ValueError, match='sum them over the replicas again'):
+    trainer.train_step(batch)
+
+
+def test_learning_rate_halves_every_decay_steps_as_a_staircase():
+  optimizer = trainer_lib.build_optimizer(learning_rate=1e-4, decay_steps=3, decay_rate=0.5)
+  optimizer.build([tf.Variable(0.0)])
+  for iterations, expected in [(0, 1e-4), (2, 1e-4), (3, 5e-5), (5, 5e-5), (6, 2.5e-5),
+                               (10, 1.25e-5)]:
+    optimizer.iterations.assign(iterations)
+    assert trainer_lib.current_learning_rate(optimizer) == pytest.approx(expected)
+  with pytest.raises(ValueError, match='schedule'):
+    trainer_lib.build_optimizer(decay_rate=0.0)
+  assert isinstance(trainer_lib.build_optimizer(loss_scale=True),
+                    keras.optimizers.LossScaleOptimizer)
+
+
+# --------------------------------------------------------------- validation
+
+
+def _reference_sums(mixture, sources, estimates):
+  """Pooled FUSS scores from the float64 evaluator (eval.metrics), example by example."""
+  sums = dict.fromkeys(trainer_lib.EVAL_SUMS, 0.0)
+  for b in range(mixture.shape[0]):
+    scores = eval_metrics.score_example(sources[b], estimates[b], mixture[b])
+    refs, seps = scores.num_active_refs, scores.num_active_seps
+    if refs == 0:
+      continue
+    pairs = scores.active_pairs
+    sums['si_snr_sum'] += scores.sisnr_separated[pairs].sum()
+    sums['si_snr_count'] += pairs.sum()
+    if refs == 1:
+      sums['one_source_sum'] += scores.sisnr_separated[pairs].sum()
+      sums['one_source_count'] += pairs.sum()
+    else:
+      sums['msi_sum'] += scores.sisnr_improvement[pairs].sum()
+      sums['msi_count'] += pairs.sum()
+    sums['under'] += seps < refs
+    sums['equal'] += seps == refs
+    sums['over'] += seps > refs
+    sums['num_examples'] += 1
+  return sums
+
+
+def test_validation_scores_match_the_float64_fuss_evaluator():
+  rng = np.random.default_rng(0)
+  batch, num_refs, num_est, time = 6, 4, 5, 400
+  sources = rng.standard_normal((batch, num_refs, time)).astype(np.float32)
+  active = [4, 1, 2, 3, 0, 2]  # active references per example (0: skipped example)
+  for b, count in enumerate(active):
+    sources[b, count:] = 0.0
+  sources[1, 0] *= 0.1
+  estimates = np.zeros((batch, num_est, time), np.float32)
+  for b in range(batch):
+    order = rng.permutation(num_est)
+    for i in range(num_refs):
+      noise = 0.3 * (i + 1) * rng.standard_normal(time)
+      estimates[b, order[i]] = sources[b, i] + noise * np.std(sources[b, i])
+    estimates[b, order[num_refs]] = 0.05 * rng.standard_normal(time)  # a quiet extra output
+  estimates[3, :, :] = estimates[3, :, :] * 1e-3  # every output below the activity floor
+  estimates[5, 0] = sources[5, 0]  # a perfect estimate: the precise residual branch
+  mixture = sources.sum(axis=1)
+
+  got = trainer_lib.separation_scores(tf.constant(mixture), tf.constant(sources),
+                                      tf.constant(estimates))
+  want = _reference_sums(mixture, sources, estimates)
+  for key in ('si_snr_count', 'one_source_count', 'msi_count', 'under', 'equal', 'over',
+              'num_examples'):
+    assert float(got[key]) == want[key], key
+  for key in ('si_snr_sum', 'one_source_sum', 'msi_sum'):
+    np.testing.assert_allclose(float(got[key]), want[key], rtol=1e-4, atol=2e-3, err_msg=key)
+  assert want['num_examples'] == 5 and want['under'] >= 1 and want['over'] >= 1
+
+
+def test_test_step_accumulates_over_batches_like_one_big_batch(fuss_root):
+  parse_tiny(fuss_root, 'eval_data.batch_size = 2')
+  network, trainer, _ = build()
+  batches = list(inputs.eval_input_fn(None))
+  assert len(batches) == 2
+  step = tf.function(trainer.test_step)
+  trainer.reset_eval()
+  for b in batches:
+    step(b)
+  accumulated = {k: float(v) for k, v in trainer.eval_sums().items()}
+  whole = _concat(*batches)
+  estimates = network(whole['mixture'])['separated_waveforms'].numpy()
+  want = _reference_sums(whole['mixture'].numpy(), whole['sources'].numpy(), estimates)
+  assert accumulated['num_examples'] == want['num_examples'] == 4
+  for key in trainer_lib.EVAL_SUMS:
+    np.testing.assert_allclose(accumulated[key], want[key], rtol=1e-4, atol=2e-3, err_msg=key)
+  results = {k: float(v) for k, v in trainer.eval_results().items()}
+  assert results['under_separation'] + results['equal_separation'] + \
+      results['over_separation'] == pytest.approx(1.0)
+  assert results['si_snr'] == pytest.approx(want['si_snr_sum'] / want['si_snr_count'],
+                                            abs=1e-3)
+
+
+# -------------------------------------------------------- accelerator paths
+
+
+@pytest.mark.slow
+def test_jit_compiled_step_matches_the_plain_step(fuss_root):
+  parse_tiny(fuss_root, 'batch_size = 2')
+  batch = first_batch(inputs.train_input_fn(None))
+  results = []
+  for jit in (False, True):
+    keras.utils.set_random_seed(5)
+    network, trainer, _ = build()
+    trainer.compile(optimizer=trainer.optimizer, jit_compile=jit)
+    logs = tf.function(trainer.train_step)(batch)
+    results.append((float(logs['loss']), [v.numpy() for v in network.trainable_variables]))
+  assert results[0][0] == pytest.approx(results[1][0], rel=1e-4, abs=1e-4)
+  for a, b in zip(results[0][1], results[1][1]):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_mixed_float16_keeps_losses_float32_and_scales_the_loss(fuss_root):
+  parse_tiny(fuss_root, 'batch_size = 2', 'precision.policy = "mixed_float16"')
+  trainer_lib.set_precision_policy()
+  network, trainer, optimizer = build()
+  assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+  batch = first_batch(inputs.train_input_fn(None))
+  before = [v.numpy() for v in network.trainable_variables]
+  step = tf.function(trainer.train_step)
+  for _ in range(3):
+    logs = step(batch)
+  assert all(v.dtype == tf.float32 for v in logs.values())
+  assert float(logs['finite']) == 1.0 and math.isfinite(float(logs['loss']))
+  assert any(not np.array_equal(v.numpy(), w)
+             for v, w in zip(network.trainable_variables, before))
