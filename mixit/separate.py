@@ -35,7 +35,8 @@ OUTPUT_SUBTYPES = ('FLOAT', 'PCM_16')
 # for --drop_silent: well below the -20 dB at which the FUSS evaluator stops
 # scoring an estimate, so nothing it would count is dropped.
 DEFAULT_SILENCE_DB = -30.0
-_BLOCK_FRAMES = 1 << 16
+# Read half a second at a time: well under a window, and few enough numpy calls.
+_BLOCK_SECONDS = 0.5
 
 
 @dataclasses.dataclass
@@ -243,7 +244,7 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
                   overlap_seconds: Optional[float] = None, drop_silent: bool = False,
                   silence_db: float = DEFAULT_SILENCE_DB, overwrite: bool = False,
                   subtype: str = 'FLOAT', progress: Optional[Progress] = None,
-                  block_frames: int = _BLOCK_FRAMES) -> FileResult:
+                  block_seconds: float = _BLOCK_SECONDS) -> FileResult:
   """Separates one file into `output_dir/<stem>_source{i}.wav`.
 
   Args:
@@ -291,6 +292,7 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
     mixture_energy = 0.0
     try:
       try:
+        block_frames = max(int(block_seconds * rate), 1)
         for block in reader.blocks(blocksize=block_frames, dtype='float32', always_2d=True):
           mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
           mixture_energy += float(np.sum(np.square(mono, dtype=np.float64)))
