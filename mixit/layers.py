@@ -13,7 +13,7 @@ created with `dtype='float32'` by the network; the TDCN++ core follows the
 global policy.
 """
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np

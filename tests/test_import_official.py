@@ -4,6 +4,7 @@ The fixtures (`../shared/fixtures/official_tdcnpp/<variant>/`) hold checkpoints
 written by google-research/sound-separation with small sizes and random weights,
 a mixture and the official separated output.
 """
+import json
 import os
 import pathlib
 import subprocess
@@ -127,9 +128,7 @@ def test_variant_is_recognised_from_the_names(variant):
   assert import_official.detect_variant(values) == variant
   found, settings = import_official.infer_settings(values)
   assert found == variant
-  config = (FIXTURES / variant / 'config.json').read_text()
-  import json  # pylint: disable=g-import-not-at-top
-  config = json.loads(config)
+  config = json.loads((FIXTURES / variant / 'config.json').read_text())
   assert settings['num_sources'] == config['num_sources']
   assert settings['bottleneck'] == config['bottleneck']
   assert settings['conv_channels'] == config['conv_channels']
