@@ -19,10 +19,12 @@ Variants (the public code each comes from):
   mixit_neurips2020  models/neurips2020_mixit: learned basis (or STFT without the
                      zero padding), instance norm (the YFCC100M MixIT model).
 
-What the shapes cannot tell is taken from the published code: the STFT window is
-the FFT size and the hop a quarter of it (32/8 ms at 16 kHz); the learned-basis hop
-is half its window (2.5/1.25 ms); blocks come in repeats of 8 dilations
-1, 2, ..., 128. Flags override each of these.
+What the shapes cannot tell is taken from the published code: STFT frames of
+32 ms with an 8 ms hop (when the FFT size agrees with 32 ms at --sample_rate;
+otherwise a window of the FFT size and a quarter of it as hop), learned-basis
+frames of 2.5 ms with a 1.25 ms hop (when the basis length agrees; otherwise half
+the basis length as hop), and repeats of 8 dilations 1, 2, ..., 128. Flags
+override each of these.
 """
 import collections
 import dataclasses
@@ -44,6 +46,9 @@ from mixit import model
 VARIANTS = ('fuss_baseline', 'train_stft', 'mixit_neurips2020')
 # Every published model runs 4 repeats of these 8 dilations.
 OFFICIAL_NUM_DILATIONS = 8
+# (window, hop) in seconds of the published hparams, whatever the sample rate.
+OFFICIAL_STFT_SECONDS = (0.032, 0.008)
+OFFICIAL_BASIS_SECONDS = (0.0025, 0.00125)
 
 # Training state that a TF1 Estimator checkpoint may hold beside the model: not
 # part of the network, so it is skipped (and logged), never silently matched.
@@ -212,18 +217,29 @@ def infer_settings(values: Dict[str, np.ndarray],
   if learned:
     encoder = [n for n in values if _ENCODER.match(n)][0]
     window, num_basis = shapes[encoder]
-    settings.update(front_end='learned', num_basis=num_basis, input_feature_norm='none',
-                    window_seconds=window / sample_rate,
-                    hop_seconds=(window // 2) / sample_rate)
+    settings.update(front_end='learned', num_basis=num_basis, input_feature_norm='none')
+    if int(round(OFFICIAL_BASIS_SECONDS[0] * sample_rate)) == window:
+      frames = OFFICIAL_BASIS_SECONDS
+    else:
+      frames = (window / sample_rate, (window // 2) / sample_rate)
+      logging.warning('a %d-sample basis is not %g s at %d Hz: assuming a %d-sample hop',
+                      window, OFFICIAL_BASIS_SECONDS[0], sample_rate, window // 2)
   else:
     num_bins = shapes['initial_dense/dense/kernel'][0]
     fft_length = 2 * (num_bins - 1)
     settings.update(front_end='stft', fft_length=fft_length,
                     zero_pad_start=variant == 'train_stft',
-                    input_feature_norm='mean_and_variance',
-                    window_seconds=fft_length / sample_rate,
-                    hop_seconds=(fft_length // 4) / sample_rate)
+                    input_feature_norm='mean_and_variance')
+    official_window = int(round(OFFICIAL_STFT_SECONDS[0] * sample_rate))
+    if layers.enclosing_power_of_two(official_window) == fft_length:
+      frames = OFFICIAL_STFT_SECONDS
+    else:
+      frames = (fft_length / sample_rate, (fft_length // 4) / sample_rate)
+      logging.warning('FFT size %d does not fit a %g s window at %d Hz: assuming a %d-sample '
+                      'window and a %d-sample hop', fft_length, OFFICIAL_STFT_SECONDS[0],
+                      sample_rate, fft_length, fft_length // 4)
     num_basis = num_bins
+  settings['window_seconds'], settings['hop_seconds'] = frames
   if window_seconds is not None:
     settings['window_seconds'] = float(window_seconds)
   if hop_seconds is not None:

@@ -140,6 +140,25 @@ def test_variant_is_recognised_from_the_names(variant):
   assert bool(settings['skip_from']) == (variant == 'fuss_baseline')
 
 
+@pytest.mark.parametrize('num_bins,sample_rate,window,hop', [
+    (257, 16000, 0.032, 0.008),
+    (513, 22050, 0.032, 0.008),  # The bird MixIT models: 706-sample window, FFT 1024.
+    (257, 22050, 512 / 22050, 128 / 22050),  # FFT too small for 32 ms: window = FFT.
+])
+def test_stft_frames_follow_the_published_hparams(num_bins, sample_rate, window, hop):
+  values = import_official.read_checkpoint(prefix('train_stft'))
+  values['initial_dense/dense/kernel'] = np.zeros([num_bins, 16], np.float32)
+  values['dense/kernel'] = np.zeros([16, 4 * num_bins], np.float32)
+  _, settings = import_official.infer_settings(values, sample_rate=sample_rate)
+  assert settings['fft_length'] == 2 * (num_bins - 1)
+  assert settings['window_seconds'] == pytest.approx(window)
+  assert settings['hop_seconds'] == pytest.approx(hop)
+  assert settings['num_sources'] == 4
+  network = model.build_network(**settings)
+  assert network.front_end.fft_length == 2 * (num_bins - 1)
+  assert network.window_samples == int(round(window * sample_rate))
+
+
 def test_command_line_with_auto_variant(tmp_path):
   model_dir = tmp_path / 'model'
   result = subprocess.run(
