@@ -176,6 +176,9 @@ def test_degenerate_inputs_are_finite(method):
     loss, mix_matrix, grad = _loss_and_gradient(mixtures, case, method)
     assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
     assert_one_hot_columns(mix_matrix)
+  # Every candidate ties when all estimates are silent: the lowest index wins, i.e.
+  # every estimate goes to the first mixture, deterministically.
+  np.testing.assert_array_equal(mix_matrix[:, 0], 1.0)
 
 
 def test_least_squares_handles_loud_and_quiet_scales():
