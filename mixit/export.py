@@ -207,6 +207,7 @@ def export_saved_model(model_dir: str, output_dir: str,
   Returns:
     the metadata written to `mixit_export.json`.
   """
+  model_dir = os.fspath(model_dir)
   network, path, step = restore_network(model_dir, checkpoint)
   _prepare_output_dir(output_dir, overwrite)
   module = SeparationModule(network)
@@ -223,7 +224,7 @@ def export_saved_model(model_dir: str, output_dir: str,
       'signature': separator_lib.SIGNATURE_KEY,
       'input': separator_lib.INPUT_KEY,
       'output': separator_lib.OUTPUT_KEY,
-      'model_dir': os.fspath(model_dir),
+      'model_dir': model_dir if '://' in model_dir else os.path.abspath(model_dir),
       'checkpoint': path,
       'step': step,
       'num_parameters': int(sum(np.prod(v.shape) for v in network.trainable_variables)),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import sys
 import time
 from typing import List, Optional, Sequence, Tuple, Union
@@ -91,6 +92,22 @@ def find_inputs(input_path: str) -> List[Tuple[str, str]]:
     raise ValueError(f'files whose outputs would share a name (same name, different '
                      f'extension): {clashes[:5]}')
   return found
+
+
+def _exclude_own_outputs(inputs: List[Tuple[str, str]],
+                         output_dir: str) -> List[Tuple[str, str]]:
+  """Drops earlier outputs from the inputs when the output dir lies in the input folder,
+  so that a rerun does not separate its own sources."""
+  root = os.path.realpath(output_dir)
+  kept = []
+  for path, stem in inputs:
+    inside = os.path.realpath(path).startswith(root + os.sep)
+    if inside and re.fullmatch(r'.*_source\d+\.wav', os.path.basename(path)):
+      continue
+    kept.append((path, stem))
+  if inputs and not kept:
+    raise ValueError(f'all inputs are outputs of an earlier separation in {output_dir}')
+  return kept
 
 
 def output_paths(output_dir: str, stem: str, num_sources: int) -> List[str]:
@@ -349,7 +366,7 @@ def separate_files(separator: Union[str, separator_lib.Separator], input_path: s
   """
   if isinstance(separator, (str, os.PathLike)):
     separator = separator_lib.load_separator(separator)
-  inputs = find_inputs(input_path)
+  inputs = _exclude_own_outputs(find_inputs(input_path), output_dir)
   failed = []
   todo = []
   for path, stem in inputs:

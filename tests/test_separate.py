@@ -391,6 +391,16 @@ def test_folder_batch_skips_bad_files_and_reports_them(tmp_path):
     separate.separate_files(separator, str(folder / 'sub'), str(out / 'sub'))
 
 
+def test_outputs_inside_the_input_folder_are_not_separated_again(tmp_path):
+  separator = _band_separator()
+  _write(tmp_path / 'mix.wav', _two_tones(2.0), RATE)
+  first = separate.separate_files(separator, str(tmp_path), str(tmp_path))
+  assert [r.input_path for r in first.succeeded] == [str(tmp_path / 'mix.wav')]
+  second = separate.separate_files(separator, str(tmp_path), str(tmp_path), overwrite=True)
+  assert [r.input_path for r in second.succeeded] == [str(tmp_path / 'mix.wav')]
+  assert sorted(os.listdir(tmp_path)) == ['mix.wav'] + [f'mix_source{i}.wav' for i in range(3)]
+
+
 def test_input_listing_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match='nowhere'):
     separate.find_inputs(str(tmp_path / 'nowhere'))

@@ -1,0 +1,238 @@
+"""Inference speed and memory of an exported TDCN++: SavedModel against in-memory Keras.
+
+    python benchmarks/inference.py [--num_sources 8,16] [--long_minutes 10]
+
+For each M, a network is built from `--model_gin` (the paper size by default;
+untrained weights time the same as trained ones), checkpointed and exported with
+`mixit.export`. Then, each in a fresh process so peak memory is its own:
+
+- 10 s: one call of the SavedModel's `serving_default` on [1, 10 s], and of the
+  in-memory Keras network wrapped in a `tf.function` with the same
+  `[None, None]` signature (and eagerly); median of `--repeats` after a warm-up.
+- long files: `mixit.separate.separate_file` on 1 min and `--long_minutes` min
+  WAVs (windows of `--max_chunk_seconds`, overlap `--overlap`), streaming from
+  and to disk; wall time, the share spent in the model, and the process's peak
+  RSS (flat in file length when streaming works).
+
+RTF = processing seconds / audio seconds. Prints a markdown table.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _REPO not in sys.path:
+  sys.path.insert(0, _REPO)
+
+SAMPLE_RATE = 16000
+
+
+def _rss_mb() -> float:
+  with open('/proc/self/statm') as f:
+    pages = int(f.read().split()[1])
+  return pages * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def _peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _configure_threads(threads: int) -> None:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if threads:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _worker_export(args) -> dict:
+  import mixit  # pylint: disable=unused-import,g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mixit import export  # pylint: disable=g-import-not-at-top
+  from mixit import gin_config  # pylint: disable=g-import-not-at-top
+  from mixit import model as model_lib  # pylint: disable=g-import-not-at-top
+  gin_config.parse([args.model_gin], [f'NUM_SOURCES = {args.m}'])
+  network = model_lib.build_network()
+  network(tf.zeros([1, SAMPLE_RATE]))
+  tf.train.CheckpointManager(tf.train.Checkpoint(network=network), args.model_dir, 1).save()
+  gin_config.write_config(args.model_dir)
+  started = time.perf_counter()
+  metadata = export.export_saved_model(args.model_dir, args.export_dir, overwrite=True)
+  return {'export_seconds': time.perf_counter() - started,
+          'num_parameters': metadata['num_parameters']}
+
+
+def _worker_short(args) -> dict:
+  """SavedModel and Keras timed in one process, calls interleaved, so that load
+  from other processes on the machine affects both alike."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import mixit  # pylint: disable=unused-import,g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mixit import export  # pylint: disable=g-import-not-at-top
+  _configure_threads(args.threads)
+  mixture = tf.constant(
+      (0.1 * np.random.default_rng(0).standard_normal([1, 10 * SAMPLE_RATE])).astype(np.float32))
+  signature = tf.saved_model.load(args.export_dir).signatures['serving_default']
+  network, _, _ = export.restore_network(args.model_dir)
+  function = tf.function(lambda x: network(x, training=False)['separated_waveforms'],
+                         input_signature=[tf.TensorSpec([None, None], tf.float32)])
+  calls = {
+      'saved_model': lambda: signature(mixture_waveform=mixture)['separated_waveforms'].numpy(),
+      'keras_function': lambda: function(mixture).numpy(),
+      'keras_eager': lambda: network(mixture, training=False)['separated_waveforms'].numpy(),
+  }
+  times = {name: [] for name in calls}
+  for call in calls.values():
+    call()  # trace / warm up
+  names = list(calls)
+  for repeat in range(args.repeats):
+    # Rotating the order keeps any first- or last-in-a-round effect off one path.
+    for name in names[repeat % 3:] + names[:repeat % 3]:
+      call = calls[name]
+      started = time.perf_counter()
+      call()
+      times[name].append(time.perf_counter() - started)
+  difference = np.max(np.abs(calls['saved_model']() - calls['keras_function']()))
+  result = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+  result['ratio_median'] = float(np.median(np.array(times['saved_model']) /
+                                           np.array(times['keras_function'])))
+  result['max_abs_difference'] = float(difference)
+  return result
+
+
+def _worker_file(args) -> dict:
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  _configure_threads(args.threads)
+  from mixit import separate  # pylint: disable=g-import-not-at-top
+  from mixit import separator as separator_lib  # pylint: disable=g-import-not-at-top
+  separator = separator_lib.load_separator(args.export_dir,
+                                           max_chunk_seconds=args.max_chunk_seconds,
+                                           overlap_seconds=args.overlap)
+  model_seconds = [0.0]
+  inner = separator._model_fn  # pylint: disable=protected-access
+
+  def timed(mixture):
+    started = time.perf_counter()
+    out = inner(mixture)
+    model_seconds[0] += time.perf_counter() - started
+    return out
+
+  separator._model_fn = timed  # pylint: disable=protected-access
+  separator(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)  # warm up the kernels
+  model_seconds[0] = 0.0
+  baseline = _rss_mb()
+  with tempfile.TemporaryDirectory() as out:
+    started = time.perf_counter()
+    result = separate.separate_file(separator, args.input, out)
+    wall = time.perf_counter() - started
+  return {'seconds': wall, 'model_seconds': model_seconds[0], 'audio_seconds': result.seconds,
+          'windows': result.num_windows, 'baseline_rss_mb': baseline,
+          'peak_rss_mb': _peak_rss_mb()}
+
+
+def _write_test_file(path: str, minutes: float) -> None:
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import soundfile  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  with soundfile.SoundFile(path, 'w', SAMPLE_RATE, 1, subtype='PCM_16') as f:
+    for _ in range(int(minutes * 6)):
+      t = np.arange(10 * SAMPLE_RATE) / SAMPLE_RATE
+      tone = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 2000) * t)
+      f.write((tone + 0.05 * rng.standard_normal(t.shape)).astype(np.float32))
+
+
+def _spawn(args, **kwargs) -> dict:
+  command = [sys.executable, os.path.abspath(__file__), '--threads', str(args.threads),
+             '--repeats', str(args.repeats), '--model_gin', args.model_gin,
+             '--max_chunk_seconds', str(args.max_chunk_seconds), '--overlap', str(args.overlap)]
+  for key, value in kwargs.items():
+    command += [f'--{key}', str(value)]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', KERAS_BACKEND='tensorflow')
+  result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+  if result.returncode != 0:
+    raise RuntimeError(f'worker {kwargs} failed:\n{result.stderr[-4000:]}')
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--num_sources', default='8,16')
+  parser.add_argument('--model_gin', default='models/tdcnpp_paper.gin')
+  parser.add_argument('--long_minutes', type=float, default=10.0)
+  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--threads', type=int, default=0, help='TF threads; 0: TF default')
+  parser.add_argument('--max_chunk_seconds', type=float, default=20.0)
+  parser.add_argument('--overlap', type=float, default=2.0)
+  parser.add_argument('--skip_long', action='store_true')
+  # Worker mode (internal).
+  parser.add_argument('--worker', choices=['export', 'short', 'file'])
+  parser.add_argument('--kind', default='saved_model')
+  parser.add_argument('--m', type=int)
+  parser.add_argument('--model_dir')
+  parser.add_argument('--export_dir')
+  parser.add_argument('--input')
+  args = parser.parse_args()
+
+  if args.worker:
+    os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
+    worker = {'export': _worker_export, 'short': _worker_short, 'file': _worker_file}
+    print(json.dumps(worker[args.worker](args)))
+    return
+
+  rows = []
+  with tempfile.TemporaryDirectory() as scratch:
+    files = {}
+    if not args.skip_long:
+      for minutes in sorted({1 / 6, 1.0, args.long_minutes}):
+        files[minutes] = os.path.join(scratch, f'{minutes * 60:g}s.wav')
+        _write_test_file(files[minutes], minutes)
+    for m in [int(v) for v in args.num_sources.split(',')]:
+      model_dir = os.path.join(scratch, f'model_{m}')
+      export_dir = os.path.join(scratch, f'export_{m}')
+      info = _spawn(args, worker='export', m=m, model_dir=model_dir, export_dir=export_dir)
+      print(f'M={m}: {info["num_parameters"] / 1e6:.2f} M parameters, exported in '
+            f'{info["export_seconds"]:.1f} s', file=sys.stderr)
+      timings = _spawn(args, worker='short', model_dir=model_dir, export_dir=export_dir)
+      print(f'  10 s: {timings}', file=sys.stderr)
+      rows.append({
+          'M': m, 'audio': '10 s', 'path': 'SavedModel signature, one call',
+          'seconds': timings['saved_model'], 'rtf': timings['saved_model'] / 10,
+          'vs_keras': timings['ratio_median'], 'model_share': 1.0, 'peak_rss_mb': None,
+          'baseline_rss_mb': None,
+          'extra': (f'Keras tf.function {timings["keras_function"]:.3f} s, eager '
+                    f'{timings["keras_eager"]:.3f} s; max |SavedModel - Keras| '
+                    f'{timings["max_abs_difference"]:.1e}'),
+      })
+      for minutes, path in files.items():
+        result = _spawn(args, worker='file', export_dir=export_dir, input=path)
+        print(f'  {minutes * 60:g} s file: {result}', file=sys.stderr)
+        rows.append({
+            'M': m, 'audio': f'{minutes * 60:g} s', 'path': 'mixit-separate file, streamed',
+            'seconds': result['seconds'], 'rtf': result['seconds'] / result['audio_seconds'],
+            'vs_keras': None, 'model_share': result['model_seconds'] / result['seconds'],
+            'peak_rss_mb': result['peak_rss_mb'], 'baseline_rss_mb': result['baseline_rss_mb'],
+            'extra': f'{result["windows"]} windows of {args.max_chunk_seconds:g} s',
+        })
+
+  print(f'\nCPU: {os.cpu_count()} logical cores, TF threads: {args.threads or "default"}; '
+        f'model: {args.model_gin}\n')
+  print('| M | audio | path | time (s) | RTF | SavedModel / Keras | model share | '
+        'RSS after load (MB) | peak RSS (MB) | notes |')
+  # SavedModel / Keras: median over interleaved repeats of the per-pair time ratio.
+  print('|---|---|---|---|---|---|---|---|---|---|')
+  for r in rows:
+    vs = f'{r["vs_keras"]:.2f}x' if r['vs_keras'] is not None else ''
+    base = f'{r["baseline_rss_mb"]:.0f}' if r['baseline_rss_mb'] is not None else ''
+    peak = f'{r["peak_rss_mb"]:.0f}' if r['peak_rss_mb'] is not None else ''
+    print(f'| {r["M"]} | {r["audio"]} | {r["path"]} | {r["seconds"]:.3f} | {r["rtf"]:.4f} | '
+          f'{vs} | {100 * r["model_share"]:.0f}% | {base} | {peak} | '
+          f'{r["extra"]} |')
+
+
+if __name__ == '__main__':
+  main()
