@@ -118,5 +118,12 @@ def describe(strategy: tf.distribute.Strategy) -> str:
     devices = list(strategy.extended.worker_devices)
   except RuntimeError:  # the default strategy places ops where TF chooses
     devices = [d.name for d in tf.config.list_logical_devices()]
-  return (f'strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) '
+  # Public names: MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy.
+  named = ((tf.distribute.TPUStrategy, 'TPUStrategy'),
+           (tf.distribute.MultiWorkerMirroredStrategy, 'MultiWorkerMirroredStrategy'),
+           (tf.distribute.MirroredStrategy, 'MirroredStrategy'),
+           (tf.distribute.OneDeviceStrategy, 'OneDeviceStrategy'))
+  name = next((n for cls, n in named if isinstance(strategy, cls)),
+              'default strategy (no distribution)')
+  return (f'strategy {name} with {strategy.num_replicas_in_sync} replica(s) '
           f'in sync; devices of this worker: {devices}')

@@ -221,8 +221,12 @@ def _backend_name() -> str:
 
 def _barrier(strategy: tf.distribute.Strategy) -> None:
   """Returns when every worker got here (a collective all-reduce)."""
-  value = strategy.run(lambda: tf.constant(1.0))
-  strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+  @tf.function
+  def barrier():
+    value = strategy.run(lambda: tf.constant(1.0))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+
+  barrier()
 
 
 # ------------------------------------------------------------------- training
@@ -323,7 +327,7 @@ def train(model_dir: str,
   latest = tf.train.latest_checkpoint(model_dir)
   if latest:
     checkpoint.restore(latest).assert_existing_objects_matched()
-    logging.info('resumed from %s at step %d (learning rate %.3g)', latest, int(step),
+    logging.info('resumed from %s at step %d (learning rate %.3g)', latest, int(step.numpy()),
                  trainer_lib.current_learning_rate(optimizer))
   elif resumable:
     raise RuntimeError(f'{model_dir} was expected to hold a checkpoint')
@@ -389,15 +393,15 @@ def train(model_dir: str,
     return results
 
   nonfinite_mode = trainer.settings.nonfinite
-  progress = Progress(int(step), num_steps)
+  progress = Progress(int(step.numpy()), num_steps)
   logs, results, skipped = {}, {}, 0
-  current = int(step)
+  current = int(step.numpy())
   if current >= num_steps:
     logging.info('step %d >= num_steps %d: nothing to train', current, num_steps)
   while current < num_steps:
     tensors = train_step(train_iterator)
     logs = {k: float(v) for k, v in tensors.items()}
-    current = int(step)
+    current = int(step.numpy())
     if logs['finite'] < 1.0:
       message = nonfinite_message(current, logs)
       if nonfinite_mode == 'stop':
@@ -427,5 +431,5 @@ def train(model_dir: str,
     shutil.rmtree(worker_dir, ignore_errors=True)
   out = dict(logs)
   out.update({f'eval/{k}': v for k, v in results.items()})
-  out['step'] = float(int(step))
+  out['step'] = float(int(step.numpy()))
   return out
