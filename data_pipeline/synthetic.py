@@ -267,7 +267,8 @@ def make_example(rng: np.random.Generator, sample_rate: int = 16000, clip_second
 
 def make_split(root: str, split: str, num_examples: int, seed: int = 0,
                sample_rate: int = 16000, clip_seconds: float = 10.0,
-               reverb: bool = False) -> str:
+               reverb: bool = False,
+               source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS) -> str:
   """Writes one split's examples, list and labels sidecar; returns the list path."""
   if split not in SPLITS:
     raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
@@ -276,7 +277,7 @@ def make_split(root: str, split: str, num_examples: int, seed: int = 0,
   lines, label_lines = [], ['\t'.join((fuss.CLASSES_HEADER,) + CLASS_NAMES)]
   for index in range(num_examples):
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
-    sources, kinds = make_example(rng, sample_rate, clip_seconds, reverb)
+    sources, kinds = make_example(rng, sample_rate, clip_seconds, reverb, source_count_probs)
     name = f'example{index:05d}'
     mixture_rel = f'{split}/{name}.wav'
     source_rels = []
@@ -304,8 +305,12 @@ def make_split(root: str, split: str, num_examples: int, seed: int = 0,
 
 def make_dataset(root: str, num_train: int, num_validation: int, num_eval: int,
                  seed: int = 0, sample_rate: int = 16000, clip_seconds: float = 10.0,
-                 reverb: bool = False) -> Dict[str, str]:
-  """Writes a whole synthetic FUSS root; returns {split: list path}."""
+                 reverb: bool = False,
+                 source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS) -> Dict[str, str]:
+  """Writes a whole synthetic FUSS root; returns {split: list path}.
+
+  `source_count_probs[k]` is the probability of k + 1 sources (1..4).
+  """
   counts = {'train': num_train, 'validation': num_validation, 'eval': num_eval}
   for split, count in counts.items():
     if count < 0:
@@ -314,12 +319,17 @@ def make_dataset(root: str, num_train: int, num_validation: int, num_eval: int,
     raise ValueError(f'sample_rate and clip_seconds must be positive, got {sample_rate}, '
                      f'{clip_seconds}')
   tf.io.gfile.makedirs(root)
-  lists = {split: make_split(root, split, count, seed, sample_rate, clip_seconds, reverb)
+  probs = np.asarray(source_count_probs, np.float64)
+  if probs.size < 1 or probs.size > fuss.MAX_SOURCES or np.any(probs < 0) or probs.sum() <= 0:
+    raise ValueError(f'source_count_probs must be 1..{fuss.MAX_SOURCES} non-negative weights, '
+                     f'got {list(source_count_probs)}')
+  lists = {split: make_split(root, split, count, seed, sample_rate, clip_seconds, reverb,
+                             source_count_probs)
            for split, count in counts.items() if count > 0}
   info = {'generator': 'mixit synthetic FUSS', 'seed': seed, 'sample_rate': sample_rate,
           'clip_seconds': clip_seconds, 'reverb': reverb, 'counts': counts,
           'class_names': list(CLASS_NAMES), 'snr_range_db': list(SNR_RANGE_DB),
-          'source_count_probs': list(SOURCE_COUNT_PROBS)}
+          'source_count_probs': [float(p) for p in source_count_probs]}
   with tf.io.gfile.GFile(os.path.join(root, 'synthetic_fuss.json'), 'w') as f:
     f.write(json.dumps(info, indent=2) + '\n')
   return lists
