@@ -120,13 +120,14 @@ def initialize_from(network: keras.Model, source: str) -> str:
       raise ValueError(f'--init_from {source!r} holds no checkpoint')
   elif not tf.io.gfile.exists(path + '.index'):
     raise ValueError(f'--init_from {source!r} is neither a model dir nor a checkpoint prefix')
-  status = tf.train.Checkpoint(network=network).restore(path)
   try:
+    status = tf.train.Checkpoint(network=network).restore(path)
+    # The optimizer and step in the checkpoint are deliberately left out.
+    status.expect_partial()
     status.assert_existing_objects_matched()
-  except AssertionError as e:
+  except (AssertionError, ValueError) as e:
     raise ValueError(f'--init_from {path!r} does not match this network (was it trained with '
                      f'another model config?): {e}') from e
-  status.expect_partial()
   return path
 
 
