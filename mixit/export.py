@@ -125,6 +125,14 @@ def restore_network(model_dir: str, checkpoint: Union[None, int, str] = None):
   return network, path, (step_value if step_value >= 0 else None)
 
 
+def _tf_variable(variable) -> tf.Variable:
+  value = getattr(variable, 'value', variable)
+  if not isinstance(value, tf.Variable):
+    raise TypeError(f'network variable {variable.name} is backed by {type(value).__name__}, '
+                    f'not a tf.Variable: the network must run on the TensorFlow backend')
+  return value
+
+
 class SeparationModule(tf.Module):
   """The exported object: the network's variables, its serving function and constants."""
 
@@ -137,9 +145,12 @@ class SeparationModule(tf.Module):
                                    name='num_sources')
     self.num_classes = tf.Variable(num_classes, dtype=tf.int32, trainable=False,
                                    name='num_classes')
-    # The Keras object itself is kept out of the SavedModel (only its variables
-    # are tracked), so loading needs no Keras class nor any of this package.
-    self.network_variables = list(network.variables)
+    # The Keras object itself is kept out of the SavedModel, so loading needs no
+    # Keras class nor any of this package. The tf.Variables under the Keras
+    # variables are tracked, not the Keras wrappers: with the wrappers, the
+    # graph-mode loader (TF1 sessions, TF Serving's C++ loader) cannot find the
+    # variables the serving function reads.
+    self.network_variables = [_tf_variable(v) for v in network.variables]
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None], tf.float32, name=separator_lib.INPUT_KEY)

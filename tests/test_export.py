@@ -157,6 +157,13 @@ def test_loads_where_the_package_cannot_be_imported(trained, tmp_path):
       out = loaded.signatures['serving_default'](mixture_waveform=tf.constant(mixture))
       np.save('served.npy', out['separated_waveforms'].numpy())
       print('RATE', int(loaded.sample_rate.numpy()), 'M', int(loaded.num_sources.numpy()))
+      # The graph-mode loader is the one TF Serving's C++ server uses.
+      with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        graph = tf.compat.v1.saved_model.loader.load(session, ['serve'], {trained['export_dir']!r})
+        signature = graph.signature_def['serving_default']
+        np.save('served_v1.npy', session.run(
+            signature.outputs['separated_waveforms'].name,
+            {{signature.inputs['mixture_waveform'].name: mixture}}))
       print('ATTEMPTS', attempts, sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED))
   ''')
   env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
@@ -165,8 +172,9 @@ def test_loads_where_the_package_cannot_be_imported(trained, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert f'RATE {SAMPLE_RATE} M {NUM_SOURCES}' in result.stdout
   assert 'ATTEMPTS [] []' in result.stdout, result.stdout
-  served = np.load(tmp_path / 'served.npy')
-  np.testing.assert_allclose(served, _outputs(network, mixture), atol=1e-5)
+  expected = _outputs(network, mixture)
+  np.testing.assert_allclose(np.load(tmp_path / 'served.npy'), expected, atol=1e-5)
+  np.testing.assert_allclose(np.load(tmp_path / 'served_v1.npy'), expected, atol=1e-5)
 
 
 def test_cli_exports_a_chosen_checkpoint(trained, tmp_path):
