@@ -86,6 +86,7 @@ def _worker_short(args) -> dict:
       'keras_eager': lambda: network(mixture, training=False)['separated_waveforms'].numpy(),
   }
   times = {name: [] for name in calls}
+  cpu_times = {name: [] for name in calls}
   for call in calls.values():
     call()  # trace / warm up
   names = list(calls)
@@ -93,14 +94,16 @@ def _worker_short(args) -> dict:
     # Rotating the order keeps any first- or last-in-a-round effect off one path.
     for name in names[repeat % 3:] + names[:repeat % 3]:
       call = calls[name]
-      started = time.perf_counter()
+      started, cpu_started = time.perf_counter(), time.process_time()
       call()
       times[name].append(time.perf_counter() - started)
+      cpu_times[name].append(time.process_time() - cpu_started)
   difference = np.max(np.abs(calls['saved_model']() - calls['keras_function']()))
   result = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
   result['ratio_median'] = float(np.median(np.array(times['saved_model']) /
                                            np.array(times['keras_function'])))
   result['max_abs_difference'] = float(difference)
+  result['saved_model_cpu'] = float(np.median(cpu_times['saved_model']))
   return result
 
 
@@ -126,12 +129,53 @@ def _worker_file(args) -> dict:
   model_seconds[0] = 0.0
   baseline = _rss_mb()
   with tempfile.TemporaryDirectory() as out:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = separate.separate_file(separator, args.input, out)
     wall = time.perf_counter() - started
-  return {'seconds': wall, 'model_seconds': model_seconds[0], 'audio_seconds': result.seconds,
+    cpu = time.process_time() - cpu_started
+  return {'seconds': wall, 'cpu_seconds': cpu, 'model_seconds': model_seconds[0], 'audio_seconds': result.seconds,
           'windows': result.num_windows, 'baseline_rss_mb': baseline,
           'peak_rss_mb': _peak_rss_mb()}
+
+
+def _worker_profile(args) -> dict:
+  """Per-op times of one 10 s call, through the graph-mode loader's step stats.
+
+  Ops run in parallel, so the sums exceed the wall time: read them as shares.
+  """
+  import collections  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  mixture = (0.1 * np.random.default_rng(0).standard_normal([1, 10 * SAMPLE_RATE])).astype(
+      np.float32)
+  by_part, by_type = collections.Counter(), collections.Counter()
+  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+    graph = tf.compat.v1.saved_model.loader.load(session, ['serve'], args.export_dir)
+    signature = graph.signature_def['serving_default']
+    fetch = signature.outputs['separated_waveforms'].name
+    feed = {signature.inputs['mixture_waveform'].name: mixture}
+    session.run(fetch, feed)
+    metadata = tf.compat.v1.RunMetadata()
+    session.run(fetch, feed, run_metadata=metadata, options=tf.compat.v1.RunOptions(
+        trace_level=tf.compat.v1.RunOptions.FULL_TRACE))
+  for device in metadata.step_stats.dev_stats:
+    for node in device.node_stats:
+      micros = node.all_end_rel_micros
+      label = node.timeline_label
+      op = label.split('=', 1)[1].split('(')[0].strip() if '=' in label else node.node_name
+      parts = node.node_name.split('/')
+      # Network parts are the scopes under the network's name (stft, core, mask_head, ...).
+      names = [p for p in parts if p.startswith('separation_network')]
+      part = parts[parts.index(names[0]) + 1] if names and parts.index(names[0]) + 1 < len(
+          parts) else 'other'
+      if part.startswith('core') and len(parts) > parts.index(part) + 1:
+        part = 'core/' + parts[parts.index(part) + 1].split('_')[0]
+      by_part[part.rstrip('_1')] += micros
+      by_type[op] += micros
+  total = sum(by_type.values())
+  return {'total_ms': total / 1000,
+          'parts': [(k, v / total) for k, v in by_part.most_common(8)],
+          'ops': [(k, v / total) for k, v in by_type.most_common(8)]}
 
 
 def _write_test_file(path: str, minutes: float) -> None:
@@ -170,7 +214,9 @@ def main() -> None:
   parser.add_argument('--overlap', type=float, default=2.0)
   parser.add_argument('--skip_long', action='store_true')
   # Worker mode (internal).
-  parser.add_argument('--worker', choices=['export', 'short', 'file'])
+  parser.add_argument('--profile', action='store_true',
+                      help='also print which parts and ops of the network take the time')
+  parser.add_argument('--worker', choices=['export', 'short', 'file', 'profile'])
   parser.add_argument('--kind', default='saved_model')
   parser.add_argument('--m', type=int)
   parser.add_argument('--model_dir')
@@ -180,11 +226,13 @@ def main() -> None:
 
   if args.worker:
     os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
-    worker = {'export': _worker_export, 'short': _worker_short, 'file': _worker_file}
+    worker = {'export': _worker_export, 'short': _worker_short, 'file': _worker_file,
+              'profile': _worker_profile}
     print(json.dumps(worker[args.worker](args)))
     return
 
   rows = []
+  profiles = {}
   with tempfile.TemporaryDirectory() as scratch:
     files = {}
     if not args.skip_long:
@@ -202,18 +250,23 @@ def main() -> None:
       rows.append({
           'M': m, 'audio': '10 s', 'path': 'SavedModel signature, one call',
           'seconds': timings['saved_model'], 'rtf': timings['saved_model'] / 10,
+          'cpu_rtf': timings['saved_model_cpu'] / 10,
           'vs_keras': timings['ratio_median'], 'model_share': 1.0, 'peak_rss_mb': None,
           'baseline_rss_mb': None,
           'extra': (f'Keras tf.function {timings["keras_function"]:.3f} s, eager '
                     f'{timings["keras_eager"]:.3f} s; max |SavedModel - Keras| '
                     f'{timings["max_abs_difference"]:.1e}'),
       })
+      if args.profile:
+        profiles[m] = _spawn(args, worker='profile', export_dir=export_dir)
+        print(f'  profile: {profiles[m]}', file=sys.stderr)
       for minutes, path in files.items():
         result = _spawn(args, worker='file', export_dir=export_dir, input=path)
         print(f'  {minutes * 60:g} s file: {result}', file=sys.stderr)
         rows.append({
             'M': m, 'audio': f'{minutes * 60:g} s', 'path': 'mixit-separate file, streamed',
             'seconds': result['seconds'], 'rtf': result['seconds'] / result['audio_seconds'],
+            'cpu_rtf': result['cpu_seconds'] / result['audio_seconds'],
             'vs_keras': None, 'model_share': result['model_seconds'] / result['seconds'],
             'peak_rss_mb': result['peak_rss_mb'], 'baseline_rss_mb': result['baseline_rss_mb'],
             'extra': f'{result["windows"]} windows of {args.max_chunk_seconds:g} s',
@@ -221,17 +274,25 @@ def main() -> None:
 
   print(f'\nCPU: {os.cpu_count()} logical cores, TF threads: {args.threads or "default"}; '
         f'model: {args.model_gin}\n')
-  print('| M | audio | path | time (s) | RTF | SavedModel / Keras | model share | '
+  print('| M | audio | path | time (s) | RTF | CPU s per audio s | SavedModel / Keras | model share | '
         'RSS after load (MB) | peak RSS (MB) | notes |')
   # SavedModel / Keras: median over interleaved repeats of the per-pair time ratio.
-  print('|---|---|---|---|---|---|---|---|---|---|')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
   for r in rows:
     vs = f'{r["vs_keras"]:.2f}x' if r['vs_keras'] is not None else ''
     base = f'{r["baseline_rss_mb"]:.0f}' if r['baseline_rss_mb'] is not None else ''
     peak = f'{r["peak_rss_mb"]:.0f}' if r['peak_rss_mb'] is not None else ''
     print(f'| {r["M"]} | {r["audio"]} | {r["path"]} | {r["seconds"]:.3f} | {r["rtf"]:.4f} | '
+          f'{r["cpu_rtf"]:.4f} | '
           f'{vs} | {100 * r["model_share"]:.0f}% | {base} | {peak} | '
           f'{r["extra"]} |')
+
+  for m, profile in profiles.items():
+    print(f'\nM={m}, one 10 s call, share of summed op time ({profile["total_ms"]:.0f} ms):')
+    print('| network part | share | | op type | share |')
+    print('|---|---|---|---|---|')
+    for (part, p_share), (op, o_share) in zip(profile['parts'], profile['ops']):
+      print(f'| {part} | {100 * p_share:.1f}% | | {op} | {100 * o_share:.1f}% |')
 
 
 if __name__ == '__main__':
