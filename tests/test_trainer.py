@@ -355,6 +355,8 @@ def test_jit_compiled_step_matches_the_plain_step(fuss_root):
     network, trainer, _ = build()
     trainer.compile(optimizer=trainer.optimizer, jit_compile=jit)
     logs = tf.function(trainer.train_step)(batch)
+    assert trainer.jit_compile is jit
+    assert (trainer._xla_forward_backward is not None) == jit  # pylint: disable=protected-access
     results.append((float(logs['loss']), [v.numpy() for v in network.trainable_variables]))
   assert results[0][0] == pytest.approx(results[1][0], rel=1e-4, abs=1e-4)
   for a, b in zip(results[0][1], results[1][1]):
