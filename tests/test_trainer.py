@@ -86,11 +86,11 @@ def test_a_few_steps_lower_the_loss_on_synthetic_fuss(fuss_root):
 
   before = held_out_loss()
   out = train_lib.train(
-      str(fuss_root) + '_model', num_steps=40, checkpoint_every=40, log_every=10,
+      str(fuss_root) + "_model", num_steps=40, checkpoint_every=40, log_every=10,
       summary_every=10, eval_every=0, network_fn=lambda: network,
       optimizer_fn=lambda: trainer_lib.build_optimizer(learning_rate=3e-3))
   after = held_out_loss()
-  assert out['step'] == 40
+  assert out["step"] == 40
   # MixIT loss is in dB: the trained network remixes the held-out MoMs' references
   # clearly better than at initialisation.
   assert after < before - 1.0, (before, after)
