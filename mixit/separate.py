@@ -168,6 +168,15 @@ def _open_input(path: str):
     raise audio_io.AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
 
 
+def _mono_blocks(reader, path: str, block_frames: int):
+  """Yields float32 `[time]` channel means of successive blocks of `reader`."""
+  try:
+    for block in reader.blocks(blocksize=block_frames, dtype='float32', always_2d=True):
+      yield block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+  except (RuntimeError, soundfile.SoundFileError) as e:
+    raise audio_io.AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
+
+
 class _SourceWriters:
   """One mono WAV per source, written incrementally to `.partial` files."""
 
@@ -309,9 +318,7 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
     mixture_energy = 0.0
     try:
       try:
-        block_frames = max(int(block_seconds * rate), 1)
-        for block in reader.blocks(blocksize=block_frames, dtype='float32', always_2d=True):
-          mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+        for mono in _mono_blocks(reader, input_path, max(int(block_seconds * rate), 1)):
           mixture_energy += float(np.sum(np.square(mono, dtype=np.float64)))
           for sources in stream.push(mono):
             writers.write(sources)
@@ -319,8 +326,8 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
             progress.update(stream.input_samples / rate)
         for sources in stream.finish():
           writers.write(sources)
-      except (RuntimeError, soundfile.SoundFileError) as e:
-        raise audio_io.AudioDecodeError(f'{input_path}: cannot decode audio ({e})') from e
+      except audio_io.AudioDecodeError:
+        raise
       except ValueError as e:
         raise ValueError(f'{input_path}: {e}') from e
       if declared > 0 and stream.input_samples != declared and reader.format != 'OGG':
