@@ -257,3 +257,25 @@ def test_load_separator_reads_the_export(trained):
   np.testing.assert_allclose(sources, _outputs(network, mixture[None])[0], atol=1e-5)
   # The package-level lazy export is the same function.
   assert mixit.load_separator is separator_lib.load_separator
+
+
+def test_classification_head_is_served_too(tmp_path):
+  """A network with the semantic head also serves its per-source class logits."""
+  gin_config.parse(['models/tdcnpp_small.gin'],
+                   ['NUM_SOURCES = 2', 'NUM_CLASSES = 3'])
+  network = model_lib.build_network()
+  network(tf.zeros([1, SAMPLE_RATE // 4]), training=False)
+  model_dir = str(tmp_path / 'model')
+  tf.train.CheckpointManager(tf.train.Checkpoint(network=network), model_dir, 1).save()
+  gin_config.write_config(model_dir)
+  metadata = export.export_saved_model(model_dir, str(tmp_path / 'export'))
+  assert metadata['num_classes'] == 3
+  loaded = tf.saved_model.load(str(tmp_path / 'export'))
+  mixture = np.random.default_rng(2).uniform(-0.5, 0.5, [2, 12345]).astype(np.float32)
+  served = loaded.signatures['serving_default'](mixture_waveform=tf.constant(mixture))
+  expected = network(tf.constant(mixture), training=False)
+  assert set(served) == {'separated_waveforms', 'source_logits'}
+  assert served['source_logits'].shape == (2, 2, 3)
+  for key in served:
+    np.testing.assert_allclose(served[key].numpy(), expected[key].numpy(), atol=1e-5)
+  assert int(loaded.get_metadata()['num_classes'].numpy()) == 3
