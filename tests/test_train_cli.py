@@ -248,7 +248,11 @@ def test_sigkill_then_restart_resumes_from_the_last_checkpoint(fuss_root, tmp_pa
       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   try:
     deadline = time.time() + 400
-    while not os.path.exists(os.path.join(model_dir, 'ckpt-10.index')):
+    def latest_step():
+      latest = tf.train.latest_checkpoint(model_dir)  # complete checkpoints only
+      return int(latest.rsplit('-', 1)[1]) if latest else 0
+
+    while latest_step() < 10:
       assert killed.poll() is None, killed.stdout.read()[-5000:]
       assert time.time() < deadline, 'no checkpoint in time'
       time.sleep(0.05)
