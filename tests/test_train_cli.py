@@ -197,6 +197,9 @@ def test_misspelt_gin_files_and_bindings_raise_naming_them(fuss_root, tmp_path):
   bad_file = tmp_path / 'bad.gin'
   bad_file.write_text("include 'optimization/base.gin'\ntrainer.lambda_spars = 0.1\n")
   cases.append(([f'--gin_file={bad_file}'], r'lambda_spars(.|\n)*bad\.gin'))
+  bad_include = tmp_path / 'bad_include.gin'
+  bad_include.write_text("include 'models/tdcnpp_smal.gin'\n")
+  cases.append(([f'--gin_file={bad_include}'], r'tdcnpp_smal\.gin(.|\n)*bad_include\.gin'))
   for extra, pattern in cases:
     with pytest.raises(ValueError, match=pattern):
       run_cli(cli_args(fuss_root, model_dir, extra=extra))
