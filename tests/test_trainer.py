@@ -363,7 +363,6 @@ def test_jit_compiled_step_matches_the_plain_step(fuss_root):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
-@pytest.mark.slow
 def test_mixed_float16_keeps_losses_float32_and_scales_the_loss(fuss_root):
   parse_tiny(fuss_root, 'batch_size = 2', 'precision.policy = "mixed_float16"')
   trainer_lib.set_precision_policy()
