@@ -1,6 +1,6 @@
 """Tests of mixit/import_official.py against outputs of the public TF1 code.
 
-The fixtures (`../shared/fixtures/official_tdcnpp/<variant>/`) hold checkpoints
+The fixtures (`tests/fixtures/official_tdcnpp/<variant>/`) hold checkpoints
 written by google-research/sound-separation with small sizes and random weights,
 a mixture and the official separated output.
 """
@@ -19,14 +19,18 @@ from mixit import gin_config
 from mixit import import_official
 from mixit import model
 
+# Outputs of the public TF1 code (see fixtures/official_tdcnpp/README.md), kept in the
+# repo so that CI always runs these tests.
 FIXTURES = pathlib.Path(os.environ.get(
     'MIXIT_OFFICIAL_FIXTURES',
-    pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'fixtures' / 'official_tdcnpp'))
+    pathlib.Path(__file__).resolve().parent / 'fixtures' / 'official_tdcnpp'))
 VARIANTS = ('fuss_baseline', 'train_stft', 'mixit_neurips2020')
 TOLERANCE = 1e-4
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(),
-                                reason=f'official fixtures not found at {FIXTURES}')
+
+
+def test_fixtures_are_present():
+  assert all((FIXTURES / v / 'reference_io.npz').exists() for v in VARIANTS), FIXTURES
 
 
 @pytest.fixture(autouse=True)
