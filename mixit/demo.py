@@ -4,7 +4,7 @@ r"""The one-command demo on the embedded default (`mixit-demo` / `python -m mixi
 
 With no data present it
   1. writes a synthetic FUSS-format dataset (`data_pipeline.synthetic`),
-  2. trains the small TDCN++ (M = 4) with efficient MixIT + the paper's sparsity
+  2. trains the small TDCN++ (M = 8) with efficient MixIT + the paper's sparsity
      loss on mixtures of its mixtures (`gin/demo/synthetic_small.gin`),
   3. exports the trained model as a SavedModel,
   4. evaluates the SavedModel on the held-out eval split with the FUSS evaluator

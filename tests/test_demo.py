@@ -39,7 +39,7 @@ def test_demo_end_to_end(tmp_path):
   mixture = np.random.default_rng(0).normal(size=(2, 5000)).astype(np.float32) * 0.1
   separated = loaded.signatures['serving_default'](
       mixture_waveform=tf.constant(mixture))['separated_waveforms'].numpy()
-  assert separated.shape == (2, 4, 5000)
+  assert separated.shape == (2, 8, 5000)
   np.testing.assert_allclose(separated.sum(axis=1), mixture, atol=1e-4)
 
   # Evaluation: summary.json with the FUSS keys, consistent with the scores.
@@ -54,7 +54,7 @@ def test_demo_end_to_end(tmp_path):
 
   # Separation: one wav per source, decoding to signals that sum to the mixture file.
   wavs = sorted((out / 'separated').glob('example00000_source*.wav'))
-  assert len(wavs) == 4
+  assert len(wavs) == 8
   sources = np.stack([soundfile.read(str(w), dtype='float32')[0] for w in wavs])
   mixture_file, _ = soundfile.read(str(out / 'data' / 'eval' / 'example00000.wav'),
                                    dtype='float32')
