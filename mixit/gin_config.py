@@ -16,16 +16,17 @@ OPERATIVE_CONFIG_FILENAME = 'operative_config.gin'
 
 
 def package_gin_dir() -> str:
-  """The folder holding the shipped gin files (installed as `mixit.gin`)."""
-  try:
-    import importlib.resources as resources
-    path = pathlib.Path(str(resources.files('mixit.gin')))
-    if path.is_dir() and any(path.rglob('*.gin')):
-      return str(path)
-  except (ModuleNotFoundError, TypeError):
-    pass
-  # Source checkout: gin/ sits beside the mixit/ package.
-  return str(pathlib.Path(__file__).resolve().parent.parent / 'gin')
+  """The folder holding the shipped gin files.
+
+  setup.py installs the top-level gin/ folder as `mixit/gin/`; in a source
+  checkout gin/ sits beside the mixit/ package.
+  """
+  here = pathlib.Path(__file__).resolve().parent
+  for candidate in (here / 'gin', here.parent / 'gin'):
+    if candidate.is_dir() and any(candidate.rglob('*.gin')):
+      return str(candidate)
+  raise RuntimeError(f'no gin configs found in {here / "gin"} or {here.parent / "gin"}: '
+                     'broken install?')
 
 
 def _resolve(gin_file: str, search_paths: Sequence[str]) -> str:
