@@ -125,26 +125,31 @@ def _sniff_format(data: bytes) -> str:
   return 'unknown'
 
 
-def _check_wav_complete(data: bytes, path: str) -> None:
+def check_wav_complete(f, size: int, path: str) -> None:
   """Raises when a RIFF/WAVE file's data chunk is shorter than its header says.
 
-  libsndfile silently returns the samples that are present, so a truncated
-  download would otherwise pass as a shorter clip.
+  `f` is a seekable binary file of `size` bytes; only chunk headers are read,
+  so a long file is checked without loading it. libsndfile silently returns
+  the samples that are present, so a truncated download would otherwise pass
+  as a shorter clip.
   """
-  if data[:4] != b'RIFF':
+  f.seek(0)
+  header = f.read(12)
+  if header[:4] != b'RIFF' or header[8:12] != b'WAVE':
     return
   offset = 12
-  while offset + 8 <= len(data):
-    chunk_id = data[offset:offset + 4]
-    (size,) = struct.unpack('<I', data[offset + 4:offset + 8])
-    if chunk_id == b'data':
+  while offset + 8 <= size:
+    f.seek(offset)
+    chunk = f.read(8)
+    (chunk_size,) = struct.unpack('<I', chunk[4:8])
+    if chunk[:4] == b'data':
       # 0 and 0xFFFFFFFF mark streamed files whose writer never filled in the size.
-      if size not in (0, 0xFFFFFFFF) and offset + 8 + size > len(data):
+      if chunk_size not in (0, 0xFFFFFFFF) and offset + 8 + chunk_size > size:
         raise AudioDecodeError(
-            f'{path}: truncated WAV file (data chunk declares {size} bytes, '
-            f'{len(data) - offset - 8} present)')
+            f'{path}: truncated WAV file (data chunk declares {chunk_size} bytes, '
+            f'{size - offset - 8} present)')
       return
-    offset += 8 + size + (size & 1)
+    offset += 8 + chunk_size + (chunk_size & 1)
   raise AudioDecodeError(f'{path}: corrupt WAV file (no data chunk)')
 
 
@@ -203,7 +208,7 @@ def decode_audio_bytes(data: bytes, path: str = '<bytes>') -> Tuple[np.ndarray, 
   if not data:
     raise AudioDecodeError(f'{path}: empty file (0 bytes)')
   if _sniff_format(data) == 'wav':
-    _check_wav_complete(data, path)
+    check_wav_complete(io.BytesIO(data), len(data), path)
   if backend_name() == 'tfio':
     waveform, rate = _decode_tfio(data, path)
   else:

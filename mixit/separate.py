@@ -119,32 +119,6 @@ def _partial_path(path: str) -> str:
   return os.path.join(folder, f'.{name}.partial')
 
 
-def _check_wav_complete(path: str) -> None:
-  """Raises when a local RIFF/WAVE file is shorter than its data chunk declares.
-
-  libsndfile silently reads the samples that are present, so a truncated copy
-  would otherwise pass as a shorter recording. Only chunk headers are read.
-  """
-  size = os.path.getsize(path)
-  with open(path, 'rb') as f:
-    header = f.read(12)
-    if header[:4] != b'RIFF' or header[8:12] != b'WAVE':
-      return
-    offset = 12
-    while offset + 8 <= size:
-      f.seek(offset)
-      chunk = f.read(8)
-      chunk_size = int.from_bytes(chunk[4:8], 'little')
-      if chunk[:4] == b'data':
-        # 0 and 0xFFFFFFFF mark streamed files whose writer never filled in the size.
-        if chunk_size not in (0, 0xFFFFFFFF) and offset + 8 + chunk_size > size:
-          raise audio_io.AudioDecodeError(
-              f'{path}: truncated WAV file (data chunk declares {chunk_size} bytes, '
-              f'{size - offset - 8} present)')
-        return
-      offset += 8 + chunk_size + (chunk_size & 1)
-
-
 def _open_input(path: str):
   """soundfile.SoundFile for reading, with errors naming the file."""
   if '://' in path:
@@ -160,7 +134,8 @@ def _open_input(path: str):
       raise audio_io.AudioDecodeError(f'{path}: is a directory, not an audio file')
     if os.path.getsize(path) == 0:
       raise audio_io.AudioDecodeError(f'{path}: empty file (0 bytes)')
-    _check_wav_complete(path)
+    with open(path, 'rb') as f:
+      audio_io.check_wav_complete(f, os.path.getsize(path), path)
     source = path
   try:
     return soundfile.SoundFile(source)
