@@ -1,24 +1,39 @@
-r"""A scaled-down reproduction of the paper's comparisons on synthetic FUSS-format data.
+r"""The paper's MSi-vs-1S trade-off at CPU scale, on synthetic FUSS-format data.
 
-    python benchmarks/reproduce.py --output_dir repro_out [--num_steps 1500] \
-        [--runs m4_exhaustive,m4_efficient,...] [--report REPRODUCTION.md]
+    python benchmarks/reproduce.py --output_dir repro_out [--num_steps 1000] \
+        [--weights 0,5,10,20] [--report REPRODUCTION.md] [--only_report]
 
-Every run trains the small TDCN++ (gin/models/tdcnpp_small.gin) on mixtures of
-mixtures of one shared synthetic dataset (2-s clips), in its own `mixit-train`
-process, then is exported and scored by the FUSS evaluator on the held-out eval
-split. The report gives MSi, 1S and the separation rates of every run, the
-seconds per training step, the paper's claims beside what was measured here, and
-the MSi-vs-1S plot of all runs. Runs already finished in --output_dir are reused,
-so an interrupted sweep continues where it stopped.
+Every run trains the small TDCN++ (gin/models/tdcnpp_small.gin) with the demo's
+recipe (batch 8 of 2-s MoMs, Adam lr 3e-3, XLA-compiled step) in its own
+`mixit-train` process, is exported, and is scored by the FUSS evaluator on the
+validation split (40 examples) and on the held-out eval split (100 examples).
+The sweep, in the order it runs:
+
+1. efficient (least-squares) MixIT at M = 8 for every sparsity weight (the
+   paper's L1/L2 ratio, `losses/sparsity_l1l2.gin`), seed 0;
+2. exhaustive MixIT at M = 8 with the best weight, seeds 0 and 1, and efficient
+   MixIT at M = 8 with the best weight, seed 1 (two seeds where the two methods
+   are compared within 1 dB);
+3. the weight sweep at M = 16, then at M = 4;
+4. exhaustive MixIT at M = 4 with M = 4's best weight; M = 8 with the best
+   weight plus the covariance loss, and plus the classification loss.
+
+"Best weight" is fixed before the eval split is looked at: the weight with the
+highest MSi + 1S on the *validation* split, per M. The report gives every run's
+FUSS figures and over-separation diagnostics, the two plots (MSi vs 1S with
+marker size by weight; over-separation, 1S and MSi against the weight) and a
+verdict on each of the paper's claims. Finished stages (training, export,
+evaluation) are reused, so an interrupted sweep continues where it stopped.
 """
 import dataclasses
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -26,197 +41,394 @@ from absl import flags
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  name: str
-  description: str
-  gin_files: Sequence[str]
-  gin_params: Sequence[str] = ()
+  num_sources: int
+  method: str  # 'least_squares' | 'exhaustive'
+  weight: float
+  seed: int = 0
+  extra: str = ''  # '' | 'covariance' | 'classification'
 
+  @property
+  def name(self) -> str:
+    method = 'ls' if self.method == 'least_squares' else 'ex'
+    suffix = f'_{self.extra}' if self.extra else ''
+    return f'm{self.num_sources}_{method}_w{self.weight:g}_s{self.seed}{suffix}'
 
-_BASE = ('models/tdcnpp_small.gin', 'datasets/synthetic.gin', 'optimization/base.gin')
-_LS = 'losses/mixit_least_squares.gin'
-_EX = 'losses/mixit_exhaustive.gin'
-_SPARSE = 'losses/sparsity_l1l2.gin'
+  @property
+  def description(self) -> str:
+    method = 'efficient' if self.method == 'least_squares' else 'exhaustive'
+    extra = f' + {self.extra}' if self.extra else ''
+    return f'M={self.num_sources}, {method}, sparsity {self.weight:g}{extra}, seed {self.seed}'
 
-RUNS = [
-    Run('m4_exhaustive', 'M=4, exhaustive MixIT', _BASE + (_EX,), ['NUM_SOURCES = 4']),
-    Run('m4_efficient', 'M=4, efficient (LS) MixIT', _BASE + (_LS,), ['NUM_SOURCES = 4']),
-    Run('m8_exhaustive', 'M=8, exhaustive MixIT', _BASE + (_EX,), ['NUM_SOURCES = 8']),
-    Run('m8_efficient', 'M=8, efficient MixIT', _BASE + (_LS,), ['NUM_SOURCES = 8']),
-    Run('m8_efficient_sparse', 'M=8, efficient MixIT + sparsity (L1/L2)',
-        _BASE + (_LS, _SPARSE), ['NUM_SOURCES = 8']),
-    Run('m16_efficient', 'M=16, efficient MixIT', _BASE + (_LS,), ['NUM_SOURCES = 16']),
-    Run('m16_efficient_sparse', 'M=16, efficient MixIT + sparsity (L1/L2)',
-        _BASE + (_LS, _SPARSE), ['NUM_SOURCES = 16']),
-    Run('m8_efficient_covariance', 'M=8, efficient MixIT + covariance',
-        _BASE + (_LS, 'losses/covariance.gin'), ['NUM_SOURCES = 8']),
-    Run('m8_efficient_classification', 'M=8, efficient MixIT + classification (weak labels)',
-        _BASE + (_LS, 'datasets/weak_labels.gin', 'losses/classification.gin'),
-        ['NUM_SOURCES = 8', 'NUM_CLASSES = 6']),
-]
+  def gin_files(self) -> List[str]:
+    files = ['models/tdcnpp_small.gin', 'datasets/synthetic.gin', 'optimization/base.gin',
+             f'losses/mixit_{self.method}.gin', 'losses/sparsity_l1l2.gin']
+    if self.extra == 'covariance':
+      files.append('losses/covariance.gin')
+    if self.extra == 'classification':
+      files += ['datasets/weak_labels.gin', 'losses/classification.gin']
+    return files
+
+  def gin_params(self) -> List[str]:
+    params = [f'NUM_SOURCES = {self.num_sources}', f'trainer.lambda_sparse = {self.weight}',
+              f'SEED = {self.seed}', f'training.seed = {self.seed}']
+    if self.extra == 'classification':
+      params.append('NUM_CLASSES = 6')
+    return params
+
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'repro_out', 'Data, runs and evaluations.')
-_NUM_STEPS = flags.DEFINE_integer('num_steps', 1500, 'Training steps of every run.')
-_RUNS = flags.DEFINE_list('runs', [r.name for r in RUNS], 'Runs to do, by name.')
+_NUM_STEPS = flags.DEFINE_integer('num_steps', 1000, 'Training steps of every run.')
+_WEIGHTS = flags.DEFINE_list('weights', ['0', '5', '10', '20'], 'Sparsity weights swept.')
 _EXTRA = flags.DEFINE_multi_string('gin_param', [], 'Bindings added to every run.')
 _NUM_TRAIN = flags.DEFINE_integer('num_train', 1000, 'Synthetic training examples.')
+_NUM_VALIDATION = flags.DEFINE_integer('num_validation', 40, 'Synthetic validation examples.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval', 100, 'Synthetic eval examples.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the data and every run.')
+_DATA_SEED = flags.DEFINE_integer('data_seed', 0, 'Seed of the synthetic dataset.')
 _REPORT = flags.DEFINE_string('report', 'REPRODUCTION.md', 'Markdown report to write.')
+_ONLY_REPORT = flags.DEFINE_bool('only_report', False,
+                                 'Write the report from the finished runs; train nothing.')
 
 CLIP_SECONDS = 2.0
+LEARNING_RATE = 3e-3
+SPLITS = ('validation', 'eval')
 
 
-def _python(*args: str) -> None:
+def _python(*args: str, log: Optional[str] = None) -> None:
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  subprocess.run([sys.executable, *args], check=True, env=env)
+  if log is None:
+    subprocess.run([sys.executable, *args], check=True, env=env)
+    return
+  with open(log, 'a') as f:
+    subprocess.run([sys.executable, *args], check=True, env=env, stdout=f,
+                   stderr=subprocess.STDOUT)
 
 
-def _ensure_data(root: str, num_train: int, num_eval: int, seed: int) -> None:
+def _ensure_data(root: str) -> None:
   if os.path.exists(os.path.join(root, 'eval_example_list.txt')):
     return
   from data_pipeline import synthetic  # pylint: disable=g-import-not-at-top
-  synthetic.make_dataset(root, num_train, 40, num_eval, seed=seed, clip_seconds=CLIP_SECONDS)
+  synthetic.make_dataset(root, _NUM_TRAIN.value, _NUM_VALIDATION.value, _NUM_EVAL.value,
+                         seed=_DATA_SEED.value, clip_seconds=CLIP_SECONDS)
 
 
-def _train_export_evaluate(run: Run, data_root: str, out: str, num_steps: int, seed: int,
-                           extra: Sequence[str]) -> dict:
-  run_dir = os.path.join(out, 'runs', run.name)
-  result_path = os.path.join(run_dir, 'result.json')
-  if os.path.exists(result_path):
-    with open(result_path) as f:
-      result = json.load(f)
-    if result.get('num_steps') == num_steps:
-      return result
-  model_dir = os.path.join(run_dir, 'model')
-  args = ['-m', 'mixit.train', f'--model_dir={model_dir}', '--overwrite']
-  for gin_file in run.gin_files:
-    args.append(f'--gin_file={gin_file}')
-  params = [f"DATA_ROOT = '{data_root}'", f'CLIP_SECONDS = {CLIP_SECONDS}', f'SEED = {seed}',
-            f'training.num_steps = {num_steps}', 'training.eval_every = 0',
-            'training.log_every = 250', 'learning_rate = 1e-3', *run.gin_params, *extra]
-  args += [f'--gin_param={p}' for p in params]
-  started = time.time()
-  _python(*args)
-  train_seconds = time.time() - started
-  saved_model = os.path.join(run_dir, 'saved_model')
-  _python('-m', 'mixit.export', f'--model_dir={model_dir}', f'--output_dir={saved_model}',
-          '--overwrite')
-  evaluation = os.path.join(run_dir, 'evaluation')
-  _python('-m', 'eval.fuss', f'--saved_model={saved_model}',
-          f'--example_list={os.path.join(data_root, "eval_example_list.txt")}',
-          f'--output_dir={evaluation}', f'--label={run.name}', '--baselines=',
-          '--noprogress')
-  with open(os.path.join(evaluation, 'summary.json')) as f:
-    summary = json.load(f)
-  result = {'name': run.name, 'description': run.description, 'num_steps': num_steps,
-            'train_seconds': train_seconds, 'seconds_per_step': train_seconds / num_steps,
-            'summary': summary, 'summary_path': os.path.join(evaluation, 'summary.json')}
-  with open(result_path, 'w') as f:
-    json.dump(result, f, indent=2)
-  return result
+def _read_json(path: str) -> Optional[dict]:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _write_json(data: dict, path: str) -> None:
+  with open(path + '.tmp', 'w') as f:
+    json.dump(data, f, indent=2)
+  os.replace(path + '.tmp', path)
+
+
+def run_dir(out: str, run: Run) -> str:
+  return os.path.join(out, 'runs', run.name)
+
+
+def train_export_evaluate(run: Run, data_root: str, out: str, num_steps: int,
+                          extra: Sequence[str]) -> dict:
+  """Trains, exports and scores one run; finished stages are reused."""
+  directory = run_dir(out, run)
+  os.makedirs(directory, exist_ok=True)
+  log = os.path.join(directory, 'log.txt')
+  model_dir = os.path.join(directory, 'model')
+  train_info_path = os.path.join(directory, 'train.json')
+  train_info = _read_json(train_info_path)
+  if not train_info or train_info.get('num_steps') != num_steps:
+    args = ['-m', 'mixit.train', f'--model_dir={model_dir}']
+    args += [f'--gin_file={gin_file}' for gin_file in run.gin_files()]
+    params = [f"DATA_ROOT = '{data_root}'", f'CLIP_SECONDS = {CLIP_SECONDS}',
+              f'training.num_steps = {num_steps}', 'training.eval_every = 0',
+              'training.log_every = 250', 'training.jit_compile = True',
+              f'learning_rate = {LEARNING_RATE}', *run.gin_params(), *extra]
+    args += [f'--gin_param={p}' for p in params]
+    started = time.time()
+    _python(*args, log=log)
+    train_info = {'num_steps': num_steps, 'train_seconds': time.time() - started,
+                  'gin_files': run.gin_files(), 'gin_params': params}
+    _write_json(train_info, train_info_path)
+  saved_model = os.path.join(directory, 'saved_model')
+  if not os.path.exists(os.path.join(saved_model, 'saved_model.pb')):
+    _python('-m', 'mixit.export', f'--model_dir={model_dir}', f'--output_dir={saved_model}',
+            log=log)
+  summaries = {}
+  for split in SPLITS:
+    evaluation = os.path.join(directory, f'evaluation_{split}')
+    summary_path = os.path.join(evaluation, 'summary.json')
+    summary = _read_json(summary_path)
+    if not summary or 'diagnostics' not in summary:
+      _python('-m', 'eval.fuss', f'--saved_model={saved_model}',
+              f'--example_list={os.path.join(data_root, f"{split}_example_list.txt")}',
+              f'--output_dir={evaluation}', f'--label={run.name}', '--baselines=',
+              '--noprogress', log=log)
+      summary = _read_json(summary_path)
+    summaries[split] = summary
+  return {'run': dataclasses.asdict(run), 'name': run.name, 'description': run.description,
+          'num_steps': num_steps, 'train_seconds': train_info['train_seconds'],
+          'seconds_per_step': train_info['train_seconds'] / num_steps,
+          'summary': summaries['eval'], 'validation': summaries['validation']}
+
+
+def best_weight(results: Dict[str, dict], num_sources: int, weights: Sequence[float]) -> float:
+  """The weight with the highest validation MSi + 1S among the seed-0 efficient runs at M."""
+  scored = []
+  for weight in weights:
+    name = Run(num_sources, 'least_squares', weight).name
+    if name in results:
+      validation = results[name]['validation']
+      scored.append(((validation['msi'] or -math.inf) + (validation['1s'] or -math.inf),
+                     weight))
+  if not scored:
+    raise ValueError(f'no finished M={num_sources} weight run to choose from')
+  return max(scored)[1]
+
+
+def _plan(weights: Sequence[float], results: Dict[str, dict]):
+  """Yields the runs in order; later phases read the best weights of earlier ones."""
+  for weight in weights:
+    yield Run(8, 'least_squares', weight)
+  best8 = best_weight(results, 8, weights)
+  yield Run(8, 'exhaustive', best8, seed=0)
+  yield Run(8, 'exhaustive', best8, seed=1)
+  yield Run(8, 'least_squares', best8, seed=1)
+  for num_sources in (16, 4):
+    for weight in weights:
+      yield Run(num_sources, 'least_squares', weight)
+  yield Run(4, 'exhaustive', best_weight(results, 4, weights))
+  yield Run(8, 'least_squares', best8, extra='covariance')
+  yield Run(8, 'least_squares', best8, extra='classification')
+
+
+# ----------------------------------------------------------------------------
+# Report.
+
+def _f(value, digits=2) -> str:
+  return 'n/a' if value is None else f'{value:.{digits}f}'
 
 
 def _row(result: dict) -> str:
-  s = result['summary']
-  return (f"| {result['name']} | {result['description']} | {s['msi']:.2f} | {s['1s']:.2f} | "
-          f"{s['under_separation']:.2f} | {s['equal_separation']:.2f} | "
-          f"{s['over_separation']:.2f} | {result['seconds_per_step']:.3f} |")
+  s, v = result['summary'], result['validation']
+  d = s.get('diagnostics') or {}
+  one = (d.get('active_outputs') or {}).get('1', {}).get('mean')
+  return (f"| {result['name']} | {_f(v['msi'])} | {_f(v['1s'])} | {_f(s['msi'])} | "
+          f"{_f(s['1s'])} | {_f(s['under_separation'])} | {_f(s['equal_separation'])} | "
+          f"{_f(s['over_separation'])} | {_f(one, 1)} | "
+          f"{_f(d.get('1s_loudest_output_share_db'), 1)} | "
+          f"{_f(d.get('mean_abs_correlation'))} | {result['seconds_per_step']:.3f} |")
 
 
-def _get(results: Dict[str, dict], name: str, key: str):
-  return results[name]['summary'][key] if name in results else float('nan')
+def _get(results, run: Run, key: str, split: str = 'summary'):
+  result = results.get(run.name)
+  return None if result is None else result[split].get(key)
 
 
-def _claims(results: Dict[str, dict]) -> List[str]:
-  """The paper's claims, each with the figures measured here and whether it holds."""
+def _mean(values) -> Optional[float]:
+  values = [v for v in values if v is not None]
+  return sum(values) / len(values) if values else None
+
+
+def claims(results: Dict[str, dict], weights: Sequence[float]) -> List[str]:
+  """A verdict with figures on each of the paper's claims (eval split)."""
   lines = []
 
   def claim(text, holds, figures):
     verdict = 'holds' if holds else 'does NOT hold'
     lines.append(f'- **{text}**: {verdict} here ({figures}).')
 
-  for m in (4, 8):
-    ex, ls = f'm{m}_exhaustive', f'm{m}_efficient'
-    if ex in results and ls in results:
-      d = _get(results, ls, 'msi') - _get(results, ex, 'msi')
-      claim(f'Efficient MixIT matches exhaustive MixIT at M={m}', abs(d) <= 1.0,
-            f"MSi {_get(results, ls, 'msi'):.2f} vs {_get(results, ex, 'msi'):.2f} dB, "
-            f"1S {_get(results, ls, '1s'):.2f} vs {_get(results, ex, '1s'):.2f} dB; "
-            f"within-noise threshold 1 dB MSi")
-  for m in (8, 16):
-    plain, sparse = f'm{m}_efficient', f'm{m}_efficient_sparse'
-    if plain in results and sparse in results:
-      claim(f'Sparsity curbs over-separation at M={m}',
+  best = {}
+  for m in (4, 8, 16):
+    try:
+      best[m] = best_weight(results, m, weights)
+    except ValueError:
+      continue
+    plain, sparse = Run(m, 'least_squares', 0.0), Run(m, 'least_squares', best[m])
+    if plain.name in results and sparse.name in results and best[m] > 0:
+      claim(f'Sparsity raises 1S and curbs over-separation at M={m}',
+            _get(results, sparse, '1s') > _get(results, plain, '1s') and
             _get(results, sparse, 'over_separation') < _get(results, plain, 'over_separation'),
-            f"over-separation {_get(results, sparse, 'over_separation'):.2f} with vs "
-            f"{_get(results, plain, 'over_separation'):.2f} without")
-      claim(f'Sparsity raises 1S at M={m}',
-            _get(results, sparse, '1s') > _get(results, plain, '1s'),
-            f"1S {_get(results, sparse, '1s'):.2f} vs {_get(results, plain, '1s'):.2f} dB")
-  if all(n in results for n in ('m16_efficient_sparse', 'm4_efficient', 'm8_efficient')):
-    best_small = max(_get(results, 'm4_efficient', 'msi'), _get(results, 'm8_efficient', 'msi'))
-    claim('Larger M with sparsity is best (MSi)',
-          _get(results, 'm16_efficient_sparse', 'msi') >= best_small,
-          f"M=16 + sparsity MSi {_get(results, 'm16_efficient_sparse', 'msi'):.2f} dB vs best of "
-          f"M=4/8 without {best_small:.2f} dB")
-  for extra in ('covariance', 'classification'):
-    name = f'm8_efficient_{extra}'
-    if name in results and 'm8_efficient' in results:
-      claim(f'The {extra} loss reduces over-separation at M=8',
-            _get(results, name, 'over_separation') < _get(results, 'm8_efficient',
-                                                          'over_separation'),
-            f"over-separation {_get(results, name, 'over_separation'):.2f} vs "
-            f"{_get(results, 'm8_efficient', 'over_separation'):.2f}; MSi "
-            f"{_get(results, name, 'msi'):.2f} vs {_get(results, 'm8_efficient', 'msi'):.2f} dB")
+            f"weight {best[m]:g} vs 0: 1S {_f(_get(results, sparse, '1s'))} vs "
+            f"{_f(_get(results, plain, '1s'))} dB, over-separation "
+            f"{_f(_get(results, sparse, 'over_separation'))} vs "
+            f"{_f(_get(results, plain, 'over_separation'))}, MSi "
+            f"{_f(_get(results, sparse, 'msi'))} vs {_f(_get(results, plain, 'msi'))} dB")
+    elif plain.name in results and sparse.name in results:
+      lines.append(f'- At M={m} the best validation weight was 0: sparsity did not help there.')
+  if all(m in best for m in (4, 8, 16)):
+    msi = {m: _get(results, Run(m, 'least_squares', best[m]), 'msi') for m in (4, 8, 16)}
+    one = {m: _get(results, Run(m, 'least_squares', best[m]), '1s') for m in (4, 8, 16)}
+    plain = {m: _get(results, Run(m, 'least_squares', 0.0), 'msi') for m in (4, 8, 16)}
+    top = max(msi, key=lambda m: msi[m] + one[m])
+    claim('Larger M with sparsity is best', top == 16 and msi[16] >= max(plain.values()),
+          'MSi / 1S with each M\'s best weight: ' +
+          ', '.join(f'M={m} {_f(msi[m])} / {_f(one[m])} dB' for m in (4, 8, 16)) +
+          '; without sparsity MSi ' + ', '.join(f'M={m} {_f(plain[m])}' for m in (4, 8, 16)))
+  if 8 in best:
+    ls = [_get(results, Run(8, 'least_squares', best[8], seed=s), 'msi') for s in (0, 1)]
+    ex = [_get(results, Run(8, 'exhaustive', best[8], seed=s), 'msi') for s in (0, 1)]
+    ls1 = [_get(results, Run(8, 'least_squares', best[8], seed=s), '1s') for s in (0, 1)]
+    ex1 = [_get(results, Run(8, 'exhaustive', best[8], seed=s), '1s') for s in (0, 1)]
+    if None not in ls + ex:
+      d = _mean(ls) - _mean(ex)
+      claim('Least squares matches exhaustive MixIT at M=8 (2 seeds each)', abs(d) <= 1.0,
+            f'MSi {_f(ls[0])}, {_f(ls[1])} (mean {_f(_mean(ls))}) vs {_f(ex[0])}, {_f(ex[1])} '
+            f'(mean {_f(_mean(ex))}) dB, difference {d:+.2f} dB (threshold 1 dB); 1S mean '
+            f'{_f(_mean(ls1))} vs {_f(_mean(ex1))} dB')
+  if 4 in best:
+    ls, ex = Run(4, 'least_squares', best[4]), Run(4, 'exhaustive', best[4])
+    if ls.name in results and ex.name in results:
+      d = _get(results, ls, 'msi') - _get(results, ex, 'msi')
+      claim('Least squares matches exhaustive MixIT at M=4 (1 seed)', abs(d) <= 1.0,
+            f"MSi {_f(_get(results, ls, 'msi'))} vs {_f(_get(results, ex, 'msi'))} dB, "
+            f"1S {_f(_get(results, ls, '1s'))} vs {_f(_get(results, ex, '1s'))} dB")
+  if 8 in best:
+    base = Run(8, 'least_squares', best[8])
+    for extra in ('covariance', 'classification'):
+      run = Run(8, 'least_squares', best[8], extra=extra)
+      if run.name in results and base.name in results:
+        claim(f'The {extra} loss reduces over-separation at M=8 (on top of sparsity)',
+              _get(results, run, 'over_separation') < _get(results, base, 'over_separation'),
+              f"over-separation {_f(_get(results, run, 'over_separation'))} vs "
+              f"{_f(_get(results, base, 'over_separation'))}; MSi "
+              f"{_f(_get(results, run, 'msi'))} vs {_f(_get(results, base, 'msi'))} dB; 1S "
+              f"{_f(_get(results, run, '1s'))} vs {_f(_get(results, base, '1s'))} dB")
   return lines
 
 
-def write_report(results: Dict[str, dict], path: str, out: str, num_steps: int,
-                 seed: int, extra: Sequence[str]) -> None:
-  from eval import plots  # pylint: disable=g-import-not-at-top
-  plot_path = os.path.splitext(path)[0] + '_msi_vs_1s.png'
-  plots.plot_msi_vs_1s([(name, r['summary']) for name, r in results.items()], plot_path)
-  any_result = next(iter(results.values()))
+def plot(results: Dict[str, dict], weights: Sequence[float], prefix: str) -> List[str]:
+  """MSi vs 1S (marker size by weight) and the rates against the weight; returns the files."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  colors = {4: 'tab:blue', 8: 'tab:orange', 16: 'tab:green'}
+  top = max(weights) or 1.0
+  figure, axes = plt.subplots(figsize=(7, 5))
+  for result in results.values():
+    run = Run(**result['run'])
+    s = result['summary']
+    if s['msi'] is None or s['1s'] is None:
+      continue
+    size = 30 + 270 * run.weight / top
+    marker = {'': 'o' if run.method == 'least_squares' else 's',
+              'covariance': 'D', 'classification': 'P'}[run.extra]
+    axes.scatter(s['msi'], s['1s'], s=size, color=colors.get(run.num_sources, 'grey'),
+                 marker=marker, alpha=0.75, edgecolors='black' if run.seed else 'none')
+    axes.annotate(f'{run.weight:g}', (s['msi'], s['1s']), fontsize=7,
+                  textcoords='offset points', xytext=(5, 3))
+  for m, color in colors.items():
+    axes.scatter([], [], color=color, label=f'M={m}')
+  for marker, text in (('o', 'efficient'), ('s', 'exhaustive'), ('D', '+ covariance'),
+                       ('P', '+ classification')):
+    axes.scatter([], [], color='grey', marker=marker, label=text)
+  axes.set_xlabel('MSi: SI-SNRi on 2-4 source mixtures (dB)')
+  axes.set_ylabel('1S: SI-SNR on 1-source mixtures (dB)')
+  axes.set_title('Marker size and label: sparsity weight (black edge: seed 1)', fontsize=9)
+  axes.grid(True, alpha=0.3)
+  axes.legend(fontsize=8)
+  first = prefix + '_msi_vs_1s.png'
+  figure.savefig(first, dpi=110, bbox_inches='tight')
+  plt.close(figure)
+
+  figure, panels = plt.subplots(1, 3, figsize=(13, 3.6))
+  for key, axis, label in (('over_separation', panels[0], 'over-separation rate'),
+                           ('1s', panels[1], '1S (dB)'), ('msi', panels[2], 'MSi (dB)')):
+    for m, color in colors.items():
+      xs, ys = [], []
+      for weight in weights:
+        value = _get(results, Run(m, 'least_squares', weight), key)
+        if value is not None:
+          xs.append(weight)
+          ys.append(value)
+      if xs:
+        axis.plot(xs, ys, marker='o', color=color, label=f'M={m}')
+    axis.set_xlabel('sparsity weight (L1/L2 ratio)')
+    axis.set_ylabel(label)
+    axis.grid(True, alpha=0.3)
+  panels[0].legend(fontsize=8)
+  second = prefix + '_vs_weight.png'
+  figure.savefig(second, dpi=110, bbox_inches='tight')
+  plt.close(figure)
+  return [first, second]
+
+
+def write_report(results: Dict[str, dict], weights: Sequence[float], path: str, out: str,
+                 num_steps: int, extra: Sequence[str]) -> None:
+  prefix = os.path.splitext(path)[0]
+  plots = plot(results, weights, prefix)
+  best = {}
+  for m in (4, 8, 16):
+    try:
+      best[m] = best_weight(results, m, weights)
+    except ValueError:
+      pass
   lines = [
-      '# Reproduction of the paper\'s comparisons (scaled down, synthetic data)',
+      '# The paper\'s MSi-vs-1S trade-off at CPU scale (synthetic data)',
       '',
       'Written by `benchmarks/reproduce.py`. Every run: the small TDCN++ '
-      '(`gin/models/tdcnpp_small.gin`), mixtures of 2 mixtures of 2-s clips of the synthetic '
-      f'FUSS-format data (seed {seed}), batch 8, Adam lr 1e-3, {num_steps} steps, evaluated on '
-      f"the {any_result['summary']['num_examples']} held-out eval examples with the FUSS "
-      'evaluator. Extra bindings: ' + (', '.join(f'`{e}`' for e in extra) or 'none') + '.',
+      '(`gin/models/tdcnpp_small.gin`, about 0.3 M parameters), mixtures of 2 mixtures of '
+      f'2-s clips of the synthetic FUSS-format data (seed {_DATA_SEED.value}), batch 8, Adam '
+      f'lr {LEARNING_RATE:g}, {num_steps} steps with an XLA-compiled step, sparsity = the '
+      'paper\'s L1/L2 ratio of the per-output RMS (`losses/sparsity_l1l2.gin`) with the '
+      'weight given. Scored by the FUSS evaluator on the validation split '
+      f"({results[next(iter(results))]['validation']['num_examples']} examples) and the "
+      f"held-out eval split ({results[next(iter(results))]['summary']['num_examples']}). "
+      'Extra bindings: ' + (', '.join(f'`{e}`' for e in extra) or 'none') + '.',
       f'Machine: {platform.machine()} CPU, {os.cpu_count()} cores, Python '
-      f'{platform.python_version()}.',
+      f'{platform.python_version()}; other work shared it, so s/step compares nothing.',
       '',
-      '| run | what | MSi (dB) | 1S (dB) | under | equal | over | s/step |',
-      '|---|---|---|---|---|---|---|---|',
+      'Best weight per M (highest validation MSi + 1S, chosen before the eval split is read): '
+      + ', '.join(f'M={m}: {w:g}' for m, w in best.items()) + '.',
+      '',
+      '| run | val MSi | val 1S | MSi (dB) | 1S (dB) | under | equal | over | active outputs, '
+      '1 source | loudest output, 1 source (dB) | mean abs. corr. | s/step |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   lines += [_row(r) for r in results.values()]
-  lines += ['', '## The paper\'s claims at this scale', '']
-  lines += _claims(results)
-  lines += ['', f'![MSi vs 1S]({os.path.basename(plot_path)})', '',
-            f'Per-run reports (scores.csv, plots) are in `{out}/runs/<run>/evaluation/`.', '']
+  lines += ['', 'The last three columns are the evaluator\'s over-separation diagnostics (eval '
+            'split): mean active outputs on 1-source examples, the loudest output\'s share of '
+            'the input power on 1-source examples (mean of dB; 0 dB = all of it), and the mean '
+            '|correlation| between active outputs (1 = scaled copies).',
+            '', '## The paper\'s claims at this scale', '']
+  lines += claims(results, weights)
+  lines += ['']
+  lines += [f'![{os.path.basename(p)}]({os.path.basename(p)})' for p in plots]
+  lines += ['', f'Per-run logs, models and reports: `{out}/runs/<run>/` (not committed).', '']
   with open(path, 'w') as f:
     f.write('\n'.join(lines))
+
+
+def _finished(out: str) -> Dict[str, dict]:
+  results = {}
+  runs = os.path.join(out, 'runs')
+  for name in sorted(os.listdir(runs)) if os.path.isdir(runs) else []:
+    result = _read_json(os.path.join(runs, name, 'result.json'))
+    if result:
+      results[name] = result
+  return results
 
 
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  by_name = {r.name: r for r in RUNS}
-  unknown = [n for n in _RUNS.value if n not in by_name]
-  if unknown:
-    raise app.UsageError(f'unknown runs {unknown}; known: {list(by_name)}')
+  weights = [float(w) for w in _WEIGHTS.value]
   out = os.path.abspath(_OUTPUT_DIR.value)
+  if _ONLY_REPORT.value:
+    results = _finished(out)
+    write_report(results, weights, _REPORT.value, out, _NUM_STEPS.value, _EXTRA.value)
+    print(f'report of {len(results)} runs: {_REPORT.value}')
+    return
   data_root = os.path.join(out, 'data')
-  _ensure_data(data_root, _NUM_TRAIN.value, _NUM_EVAL.value, _SEED.value)
+  _ensure_data(data_root)
   results = {}
-  for name in _RUNS.value:
-    print(f'== {name}', flush=True)
-    results[name] = _train_export_evaluate(by_name[name], data_root, out, _NUM_STEPS.value,
-                                           _SEED.value, _EXTRA.value)
-    write_report(results, _REPORT.value, out, _NUM_STEPS.value, _SEED.value, _EXTRA.value)
-    print(_row(results[name]), flush=True)
+  for run in _plan(weights, results):
+    print(f'== {run.name}: {run.description}', flush=True)
+    result = train_export_evaluate(run, data_root, out, _NUM_STEPS.value, _EXTRA.value)
+    _write_json(result, os.path.join(run_dir(out, run), 'result.json'))
+    results[run.name] = result
+    write_report(results, weights, _REPORT.value, out, _NUM_STEPS.value, _EXTRA.value)
+    print(_row(result), flush=True)
   print(f'report: {_REPORT.value}')
 
 

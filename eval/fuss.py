@@ -237,6 +237,10 @@ def score_row(example: LoadedExample, estimates: np.ndarray) -> dict:
       'equal_separation': int(scores.num_active_seps == scores.num_active_refs),
       'over_separation': int(scores.num_active_seps > scores.num_active_refs),
   }
+  # Beside the FUSS figures, never part of them (see `summarize`).
+  diagnostics = metrics.over_separation_diagnostics(example.sources, estimates, example.mixture)
+  row['loudest_output_share'] = diagnostics.loudest_output_share
+  row['mean_abs_correlation'] = diagnostics.mean_abs_correlation
   per_slot = {
       # Index of the output aligned to this reference slot; >= num_outputs marks zero padding.
       'estimate_index': scores.assignment,
@@ -294,7 +298,9 @@ def summarize(rows: Iterable[dict]) -> dict:
   per_count = {}
   for count in sorted(examples):
     sisnr_mean, sisnr_std = _count_stats(sisnr[count])
-    sisnri_mean, sisnri_std = _count_stats(sisnri[count])
+    # For one source the mixture *is* the reference: its SI-SNR is the +80 dB cap and an
+    # "improvement" over it says nothing, so none is reported (1S is the figure).
+    sisnri_mean, sisnri_std = _count_stats(sisnri[count] if count >= 2 else [])
     per_count[str(count)] = {
         'num_examples': examples[count], 'num_pairs': len(sisnr[count]),
         'sisnr_mean': sisnr_mean, 'sisnr_std': sisnr_std,
@@ -319,6 +325,45 @@ def summarize(rows: Iterable[dict]) -> dict:
       'separation_counts': {k: dict(sorted(v.items(), key=lambda kv: int(kv[0])))
                             for k, v in sorted(separation_counts.items(),
                                                key=lambda kv: int(kv[0]))},
+      'diagnostics': over_separation_summary(rows),
+  }
+
+
+def _mean_or_none(values: Sequence[float]) -> Optional[float]:
+  return float(np.mean(values)) if values else None
+
+
+def over_separation_summary(rows: Sequence[dict]) -> dict:
+  """Over-separation diagnostics pooled over examples; not part of the FUSS figures.
+
+  Returns:
+    `active_outputs`: `{"<active refs>": {"mean": active outputs, "num_examples"}}`;
+    `excess_active_outputs`: mean of (active outputs - active references);
+    `1s_loudest_output_share` (and `_db`, the mean of its dB values): over
+    1-source examples, the loudest output's share of the input power (1 = the
+    input in one output);
+    `mean_abs_correlation`: mean over examples with >= 2 active outputs of their
+    mean |cosine| between active outputs (1 = scaled copies), and
+    `mean_abs_correlation_examples`, how many such examples.
+  """
+  by_refs = {}
+  for row in rows:
+    by_refs.setdefault(int(row['num_active_refs']), []).append(int(row['num_active_seps']))
+  shares = [float(row['loudest_output_share']) for row in rows
+            if int(row['num_active_refs']) == 1 and row.get('loudest_output_share') is not None]
+  correlations = [float(row['mean_abs_correlation']) for row in rows
+                  if row.get('mean_abs_correlation') is not None]
+  return {
+      'active_outputs': {str(count): {'mean': float(np.mean(values)),
+                                      'num_examples': len(values)}
+                         for count, values in sorted(by_refs.items())},
+      'excess_active_outputs': _mean_or_none(
+          [int(row['num_active_seps']) - int(row['num_active_refs']) for row in rows]),
+      '1s_loudest_output_share': _mean_or_none(shares),
+      '1s_loudest_output_share_db': _mean_or_none(
+          [10 * np.log10(max(share, 1e-30)) for share in shares]),
+      'mean_abs_correlation': _mean_or_none(correlations),
+      'mean_abs_correlation_examples': len(correlations),
   }
 
 
@@ -557,6 +602,8 @@ def write_report(result: EvaluationResult, output_dir: str, label: Optional[str]
   plots.plot_msi_vs_1s(runs, os.path.join(output_dir, 'msi_vs_1s.png'))
   plots.plot_per_count(summary, os.path.join(output_dir, 'sisnri_per_count.png'), label)
   plots.plot_separation_counts(summary, os.path.join(output_dir, 'separation_counts.png'))
+  plots.plot_over_separation(result.rows, os.path.join(output_dir, 'over_separation.png'),
+                             label)
   return summary
 
 

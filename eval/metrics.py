@@ -8,6 +8,7 @@ activity thresholds that decide which (reference, estimate) pairs are scored.
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 import scipy.optimize
@@ -223,3 +224,49 @@ def score_example(references, estimates, mixture=None) -> ExampleScores:
       active_refs=active_refs,
       active_seps=active_seps,
       assignment=assignment)
+
+
+def active_estimate_mask(references, estimates) -> np.ndarray:
+  """`[estimate]` bool: which outputs the evaluator counts as active (see `score_example`)."""
+  references = np.asarray(references, dtype=np.float64)
+  estimates = np.asarray(estimates, dtype=np.float64)
+  power_sources = np.mean(np.square(references), axis=-1)
+  active_refs = np.sqrt(power_sources) > ACTIVE_REFERENCE_RMS
+  if not np.any(active_refs):
+    return np.zeros(estimates.shape[0], dtype=bool)
+  floor = ACTIVE_ESTIMATE_RELATIVE_POWER * np.min(power_sources[active_refs])
+  return np.mean(np.square(estimates), axis=-1) > floor
+
+
+@dataclasses.dataclass(frozen=True)
+class OverSeparationDiagnostics:
+  """What the FUSS figures do not show about how an example was split.
+
+  `loudest_output_share`: power of the loudest output over the power of the input
+  mixture (1 when one output holds everything; 1/M^2 for M equal in-phase copies).
+  `mean_abs_correlation`: mean |cosine| (no mean removal, as SI-SNR) over pairs of
+  active outputs; 1 for scaled copies of one signal, 0 for orthogonal outputs;
+  None with fewer than two active outputs.
+  """
+  num_active_outputs: int
+  loudest_output_share: Optional[float]
+  mean_abs_correlation: Optional[float]
+
+
+def over_separation_diagnostics(references, estimates, mixture) -> OverSeparationDiagnostics:
+  """Diagnostics of one example; `references [source, time]`, `estimates [estimate, time]`."""
+  estimates = np.asarray(estimates, dtype=np.float64)
+  mixture = np.asarray(mixture, dtype=np.float64)
+  active = active_estimate_mask(references, estimates)
+  mixture_power = np.mean(np.square(mixture))
+  share = None
+  if mixture_power > 0 and estimates.shape[0]:
+    share = float(np.max(np.mean(np.square(estimates), axis=-1)) / mixture_power)
+  correlation = None
+  kept = estimates[active]
+  if kept.shape[0] >= 2:
+    unit = kept / np.linalg.norm(kept, axis=-1, keepdims=True)
+    cosine = np.abs(unit @ unit.T)
+    upper = np.triu_indices(kept.shape[0], k=1)
+    correlation = float(np.mean(cosine[upper]))
+  return OverSeparationDiagnostics(int(np.sum(active)), share, correlation)

@@ -34,20 +34,21 @@ def plot_msi_vs_1s(runs: Sequence[Tuple[str, dict]], path: str) -> None:
   """
   figure, axes = plt.subplots(figsize=(6, 4.5))
   colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
-  plotted = 0
+  points = []  # (msi, 1s, scatter kwargs, annotation)
   for index, (label, summary) in enumerate(runs):
     if summary.get('msi') is None or summary.get('1s') is None:
       continue
-    axes.scatter(summary['msi'], summary['1s'], s=60, color=colors[index % len(colors)],
-                 label=label, zorder=3, marker='o' if index == 0 else 's')
-    axes.annotate(label, (summary['msi'], summary['1s']), textcoords='offset points',
-                  xytext=(6, 4), fontsize=8)
-    plotted += 1
+    points.append((summary['msi'], summary['1s'],
+                   dict(s=60, color=colors[index % len(colors)], label=label, zorder=3,
+                        marker='o' if index == 0 else 's'), label))
+  plotted = len(points)
   own_baselines = (runs[0][1].get('baselines') or {}) if runs else {}
   oracle = own_baselines.get(baselines_lib.ORACLE_BINARY_MASK)
   if oracle and oracle.get('msi') is not None and oracle.get('1s') is not None:
-    axes.scatter(oracle['msi'], oracle['1s'], marker='x', color='grey', s=60, zorder=3,
-                 label=baselines_lib.TITLES[baselines_lib.ORACLE_BINARY_MASK])
+    points.append((oracle['msi'], oracle['1s'],
+                   dict(marker='x', color='grey', s=60, zorder=3,
+                        label=baselines_lib.TITLES[baselines_lib.ORACLE_BINARY_MASK]), None))
+  _scatter_with_cap(axes, points)
   if baselines_lib.MIXTURE in own_baselines:
     axes.axvline(0.0, color='grey', linestyle='--', linewidth=1,
                  label=baselines_lib.TITLES[baselines_lib.MIXTURE] + ': MSi = 0')
@@ -58,6 +59,84 @@ def plot_msi_vs_1s(runs: Sequence[Tuple[str, dict]], path: str) -> None:
   axes.set_ylabel('1S: SI-SNR on 1-source mixtures (dB)')
   axes.grid(True, alpha=0.3)
   axes.legend(fontsize=8, loc='best')
+  _save(figure, path)
+
+
+# SI-SNR saturates at +-10 log10((1 + 1e-8) / 1e-8) = 80 dB (the evaluator's power epsilon): a
+# perfect 1-source estimate, such as the oracle mask's, reads +80 dB.
+SI_SNR_CAP_DB = 80.0
+_CAPPED_DB = SI_SNR_CAP_DB - 1.0
+
+
+def _scatter_with_cap(axes, points) -> None:
+  """Scatters (x, y) points; a y at the SI-SNR cap is drawn on the top edge as a triangle
+  labelled with its value, so that it does not squash the points of real models."""
+  uncapped = [y for _, y, _, _ in points if abs(y) < _CAPPED_DB]
+  capped = [p for p in points if abs(p[1]) >= _CAPPED_DB]
+  if uncapped and capped:
+    top = max(uncapped) + max(3.0, 0.15 * (max(uncapped) - min(uncapped)))
+    bottom = min(uncapped) - max(3.0, 0.15 * (max(uncapped) - min(uncapped)))
+  else:
+    top = bottom = None
+  for x, y, kwargs, label in points:
+    if top is not None and abs(y) >= _CAPPED_DB:
+      kwargs = dict(kwargs, marker='^' if y > 0 else 'v')
+      edge = top if y > 0 else bottom
+      axes.scatter(x, edge, **kwargs, clip_on=False)
+      axes.annotate(f'{y:.0f} dB (SI-SNR cap)', (x, edge), textcoords='offset points',
+                    xytext=(6, -10 if y > 0 else 6), fontsize=7, color='grey')
+    else:
+      axes.scatter(x, y, **kwargs)
+    if label is not None:
+      axes.annotate(label, (x, edge if top is not None and abs(y) >= _CAPPED_DB else y),
+                    textcoords='offset points', xytext=(6, 4), fontsize=8)
+  if top is not None:
+    axes.set_ylim(bottom, top)
+
+
+def plot_over_separation(rows: Sequence[dict], path: str, label: Optional[str] = None) -> None:
+  """Three panels of the over-separation diagnostics of one run's `scores.csv` rows.
+
+  Left: active outputs against active references per example (jittered), with the
+  diagonal of equal counts. Middle: for 1-source examples, the loudest output's share
+  of the input power, in dB (0 dB: one output holds everything). Right: mean
+  |correlation| between active outputs (1: scaled copies).
+  """
+  figure, (left, middle, right) = plt.subplots(1, 3, figsize=(12, 3.4))
+  title = f' ({label})' if label else ''
+  if rows:
+    refs = np.array([int(r['num_active_refs']) for r in rows], float)
+    seps = np.array([int(r['num_active_seps']) for r in rows], float)
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, size=(2, len(rows)))
+    left.scatter(refs + jitter[0], seps + jitter[1], s=12, alpha=0.6)
+    top = max(refs.max(), seps.max()) + 0.5
+    left.plot([0, top], [0, top], color='grey', linestyle='--', linewidth=1, label='equal')
+    left.legend(fontsize=8, loc='upper left')
+  left.set_xlabel('active references')
+  left.set_ylabel('active outputs')
+  left.set_title('active outputs per example' + title, fontsize=9)
+  left.grid(True, alpha=0.3)
+  shares = [float(r['loudest_output_share']) for r in rows
+            if int(r['num_active_refs']) == 1 and r.get('loudest_output_share') is not None]
+  if shares:
+    middle.hist(10 * np.log10(np.maximum(shares, 1e-6)), bins=20, color='tab:blue')
+  else:
+    middle.text(0.5, 0.5, 'no 1-source examples', transform=middle.transAxes, ha='center')
+  middle.set_xlabel("loudest output's share of the input (dB)")
+  middle.set_ylabel('1-source examples')
+  middle.set_title('1 source: power in the loudest output', fontsize=9)
+  middle.grid(True, alpha=0.3)
+  correlations = [float(r['mean_abs_correlation']) for r in rows
+                  if r.get('mean_abs_correlation') is not None]
+  if correlations:
+    right.hist(correlations, bins=np.linspace(0, 1, 21), color='tab:red')
+  else:
+    right.text(0.5, 0.5, 'no example with 2+ active outputs', transform=right.transAxes,
+               ha='center')
+  right.set_xlabel('mean |correlation| between active outputs')
+  right.set_ylabel('examples')
+  right.set_title('copies read 1', fontsize=9)
+  right.grid(True, alpha=0.3)
   _save(figure, path)
 
 

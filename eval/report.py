@@ -6,7 +6,9 @@
 then per reference slot k = 1..num_slots: `estimate_index_source<k>` (the output aligned to
 slot k, >= num_outputs for zero padding), `active_ref_`, `active_sep_`, `active_pair_` (0/1),
 `power_sources_`, `power_separated_` (mean square), `sisnr_separated_`, `sisnr_mixture_`,
-`sisnr_improvement_source<k>` (dB). Floats are written with all their digits, so the CSV
+`sisnr_improvement_source<k>` (dB). The over-separation diagnostics `loudest_output_share`
+(loudest output's power / input power) and `mean_abs_correlation` (mean |cosine| between
+active outputs; empty with fewer than two) follow the counts; they are not FUSS figures. Floats are written with all their digits, so the CSV
 re-reads to exactly the same summary; cells of slots an example does not have are empty.
 """
 from __future__ import annotations
@@ -23,6 +25,8 @@ from eval import baselines as baselines_lib
 _INT_COLUMNS = ('line_number', 'num_sources', 'num_outputs', 'num_slots', 'num_active_refs',
                 'num_active_seps', 'num_active_pairs', 'under_separation', 'equal_separation',
                 'over_separation')
+# Over-separation diagnostics of `eval.fuss.score_row` (empty when undefined).
+_FLOAT_COLUMNS = ('loudest_output_share', 'mean_abs_correlation')
 _SLOT_INT_KEYS = ('estimate_index', 'active_ref', 'active_sep', 'active_pair')
 _SLOT_FLOAT_KEYS = ('power_sources', 'power_separated', 'sisnr_separated', 'sisnr_mixture',
                     'sisnr_improvement')
@@ -30,7 +34,7 @@ _SLOT_FLOAT_KEYS = ('power_sources', 'power_separated', 'sisnr_separated', 'sisn
 
 def score_columns(num_slots: int) -> List[str]:
   """CSV header for rows of up to `num_slots` reference slots."""
-  columns = ['example', *_INT_COLUMNS]
+  columns = ['example', *_INT_COLUMNS, *_FLOAT_COLUMNS]
   for key in _SLOT_INT_KEYS + _SLOT_FLOAT_KEYS:
     columns += [f'{key}_source{k}' for k in range(1, num_slots + 1)]
   return columns
@@ -68,7 +72,8 @@ def read_scores_csv(path: str) -> List[dict]:
     reader = csv.DictReader(io.StringIO(f.read()))
     raw_rows = list(reader)
     header = reader.fieldnames or []
-  missing = [column for column in score_columns(0) if column not in header]
+  missing = [column for column in score_columns(0)
+             if column not in header and column not in _FLOAT_COLUMNS]
   if missing:
     raise ValueError(f'{path}: not a scores.csv (missing columns {missing})')
   rows = []
@@ -77,6 +82,9 @@ def read_scores_csv(path: str) -> List[dict]:
     try:
       for column in _INT_COLUMNS:
         row[column] = int(raw[column]) if raw[column] != '' else None
+      for column in _FLOAT_COLUMNS:  # absent from reports written before they existed
+        value = raw.get(column, '')
+        row[column] = float(value) if value not in ('', None) else None
       for key in _SLOT_INT_KEYS + _SLOT_FLOAT_KEYS:
         convert = int if key in _SLOT_INT_KEYS else float
         for k in range(1, row['num_slots'] + 1):
@@ -168,4 +176,27 @@ def format_summary(summary: dict, comparisons: Sequence[dict] = ()) -> str:
                  f'{_db(summary["msi"], summary["msi_std"]).strip()} dB')
   for key in ('under_separation', 'equal_separation', 'over_separation'):
     lines.append(f'{key.replace("_", " ").capitalize()}: {_rate(summary.get(key))}')
+  lines += _diagnostics_lines(summary.get('diagnostics'))
   return '\n'.join(lines) + '\n'
+
+
+def _diagnostics_lines(diagnostics: Optional[dict]) -> List[str]:
+  if not diagnostics:
+    return []
+  lines = ['', 'Over-separation diagnostics (model; not FUSS figures):']
+  for count, stats in diagnostics.get('active_outputs', {}).items():
+    lines.append(f'  active outputs, {count} active reference(s): {stats["mean"]:.2f} '
+                 f'({stats["num_examples"]} examples)')
+  if diagnostics.get('excess_active_outputs') is not None:
+    lines.append(f'  active outputs - active references: '
+                 f'{diagnostics["excess_active_outputs"]:+.2f} on average')
+  share = diagnostics.get('1s_loudest_output_share')
+  if share is not None:
+    lines.append(f'  1-source examples, loudest output\'s share of the input power: {share:.2f} '
+                 f'(mean of dB: {diagnostics["1s_loudest_output_share_db"]:.1f} dB)')
+  correlation = diagnostics.get('mean_abs_correlation')
+  if correlation is not None:
+    lines.append(f'  mean |correlation| between active outputs: {correlation:.3f} '
+                 f'({diagnostics["mean_abs_correlation_examples"]} examples with >= 2; '
+                 f'1 = scaled copies)')
+  return lines

@@ -45,6 +45,8 @@ _PIT_ZERO_REFERENCE_THRESHOLD = 1e-2
 _PIT_MAX_SNR = 30.0
 
 SPARSITY_KINDS = ('l1l2', 'l1l2_exact', 'lp')
+# The paper's L1/L2 ratio; the only variant besides 'lp' that sees in-phase copies.
+DEFAULT_SPARSITY_KIND = 'l1l2_exact'
 COVARIANCE_KINDS = ('squared', 'abs')
 ASSIGNMENT_METHODS = ('exhaustive', 'least_squares')
 
@@ -608,22 +610,32 @@ def _safe_power(x, exponent):
   return tf.where(positive, tf.pow(safe, exponent), tf.zeros_like(x))
 
 
-def sparsity_loss(estimates, mom, kind='l1l2', p=0.5):
+def sparsity_loss(estimates, mom, kind=DEFAULT_SPARSITY_KIND, p=0.5):
   """Sparsity of the per-source RMS vector r (paper section 2.3).
 
-  `r_m = sqrt(mean_t s_m^2)`, `rms(mom) = sqrt(mean_t mom^2)`, eps = 1e-8:
-  - 'l1l2' (default; the paper's L1/L2 loss as written in Google's chirp code):
-    `mean_m r_m / (rms(mom) + eps)`. With mixture consistency the estimates sum
-    to the mom, so the denominator plays the role of the L2 norm.
-  - 'l1l2_exact': the scale-invariant ratio `||r||_1 / (sqrt(M) ||r||_2 + eps)`,
-    1/sqrt(M) for one active source, 1 for M equally loud ones.
-  - 'lp': the power law `mean_m (r_m / (rms(mom) + eps))^p` with 0 < p < 1.
+  `r_m = sqrt(mean_t s_m^2)`, `rms(mom) = sqrt(mean_t mom^2)`, eps = 1e-8.
+  Over M outputs that sum to the MoM, a planted one-hot split, a split into
+  in-phase copies `a_m mom`, an orthogonal split and a uniform split score:
+
+  - 'l1l2_exact' (default; the paper's L1/L2 ratio):
+    `||r||_1 / (sqrt(M) ||r||_2 + eps)`, scale-invariant, 1/sqrt(M) for one
+    active output and 1 for M equally loud ones. It sees only how the power is
+    shared, not phase: copies and an orthogonal split with the same shares
+    score the same, both above one-hot.
+  - 'lp': the power law `mean_m (r_m / (rms(mom) + eps))^p` with 0 < p < 1;
+    one-hot < copies < orthogonal < uniform, strictly.
+  - 'l1l2': the mixture-normalised proxy `mean_m r_m / (rms(mom) + eps)` of
+    Google's chirp code, where rms(mom) stands in for ||r||_2. Blind spot: for
+    any copies split (a_m >= 0, sum a_m = 1) sum_m r_m = rms(mom), so it reads
+    1/M, its floor, exactly as one-hot does, and its gradient along such
+    splits is zero. Mixture consistency hands every output a share of the
+    residual, which is such a split: a model trained with it over-separates.
   Silent sources have a zero (finite) gradient in every variant.
 
   Args:
     estimates: `[batch, M, time]`.
     mom: mixture of mixtures `[batch, time]`.
-    kind: one of 'l1l2', 'l1l2_exact', 'lp'.
+    kind: one of 'l1l2_exact', 'lp', 'l1l2'.
     p: exponent of 'lp', 0 < p < 1.
 
   Returns:

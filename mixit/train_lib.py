@@ -244,6 +244,7 @@ def train(model_dir: str,
           eval_steps: Optional[int] = 20,
           audio_summaries: bool = True,
           jit_compile: bool = False,
+          seed: Optional[int] = None,
           overwrite: bool = False,
           init_from: Optional[str] = None,
           network_fn: Optional[Callable[[], keras.Model]] = None,
@@ -266,6 +267,8 @@ def train(model_dir: str,
     audio_summaries: write the first validation example's mixture, references
       and separated sources to TensorBoard at every validation.
     jit_compile: XLA-compile the forward/backward pass of the train step.
+    seed: seeds Python, numpy and TF (`keras.utils.set_random_seed`) before the
+      network is built, so the initial weights are reproducible (None: unseeded).
     overwrite: replace a run of a different config in `model_dir`.
     init_from: model dir or checkpoint to take the initial network weights
       from when `model_dir` holds no run (fine tuning).
@@ -289,6 +292,8 @@ def train(model_dir: str,
     default_train, default_eval = _default_input_fns()
     train_input_fn = train_input_fn or default_train
     eval_input_fn = eval_input_fn or default_eval
+  if seed is not None:
+    keras.utils.set_random_seed(seed)
   chief = strategy_lib.is_chief(strategy)
   trainer_lib.set_precision_policy()
   logging.info('%s', strategy_lib.describe(strategy))

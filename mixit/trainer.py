@@ -128,7 +128,7 @@ class LossSettings:
   mixit_method: str = 'least_squares'
   max_snr: float = 30.0
   lambda_sparse: float = 0.0
-  sparsity_kind: str = 'l1l2'
+  sparsity_kind: str = losses.DEFAULT_SPARSITY_KIND
   sparsity_p: float = 0.5
   lambda_cov: float = 0.0
   covariance_kind: str = 'squared'
@@ -162,7 +162,7 @@ def build_trainer(network: keras.Model,
                   mixit_method: str = 'least_squares',
                   max_snr: float = 30.0,
                   lambda_sparse: float = 0.0,
-                  sparsity_kind: str = 'l1l2',
+                  sparsity_kind: str = losses.DEFAULT_SPARSITY_KIND,
                   sparsity_p: float = 0.5,
                   lambda_cov: float = 0.0,
                   covariance_kind: str = 'squared',

@@ -506,3 +506,91 @@ class TestFiles:
                                cwd=os.path.dirname(os.path.dirname(__file__)))
     assert completed.returncode == 1
     assert 'example list not found' in completed.stderr
+
+
+# ----------------------------------------------------------------------------
+# Over-separation diagnostics, against values worked out by hand.
+
+def _diagnostic_examples():
+  """Three examples with 4 outputs each, whose diagnostics are known exactly:
+  - 'copies': 1 source split into copies 0.6 r and 0.4 r: 2 active outputs, the
+    loudest holds 0.36 of the input power, |correlation| 1;
+  - 'one_hot': 1 source in one output: 1 active, share 1, no pair to correlate;
+  - 'split': 2 equal-power orthogonal sources in two outputs: 2 active, share 0.5,
+    |correlation| 0.
+  """
+  r = orthogonal_sources(1, seed=40)
+  uv = orthogonal_sources(2, seed=41)
+  zeros = np.zeros((2, LENGTH), np.float32)
+  examples = [fuss.LoadedExample('copies', r, RATE, 1),
+              fuss.LoadedExample('one_hot', r * 0.5, RATE, 2),
+              fuss.LoadedExample('split', uv, RATE, 3)]
+  outputs = {'copies': np.concatenate([0.6 * r, 0.4 * r, zeros]),
+             'one_hot': np.concatenate([r * 0.5, zeros, zeros[:1]]),
+             'split': np.concatenate([uv, zeros])}
+  return examples, outputs
+
+
+def test_over_separation_diagnostics_by_hand():
+  examples, outputs = _diagnostic_examples()
+  rows = {e.name: fuss.score_row(e, outputs[e.name]) for e in examples}
+  expected = {'copies': (2, 0.36, 1.0), 'one_hot': (1, 1.0, None), 'split': (2, 0.5, 0.0)}
+  for name, (active, share, correlation) in expected.items():
+    row = rows[name]
+    assert row['num_active_seps'] == active, name
+    np.testing.assert_allclose(row['loudest_output_share'], share, rtol=1e-6)
+    if correlation is None:
+      assert row['mean_abs_correlation'] is None
+    else:
+      np.testing.assert_allclose(row['mean_abs_correlation'], correlation, atol=1e-6)
+  summary = fuss.summarize(rows.values())
+  diagnostics = summary['diagnostics']
+  # Active outputs against active references, per reference count.
+  assert diagnostics['active_outputs'] == {'1': {'mean': 1.5, 'num_examples': 2},
+                                          '2': {'mean': 2.0, 'num_examples': 1}}
+  np.testing.assert_allclose(diagnostics['excess_active_outputs'], 1 / 3)
+  # Loudest-output share over the two 1-source examples: (0.36 + 1) / 2.
+  np.testing.assert_allclose(diagnostics['1s_loudest_output_share'], 0.68, rtol=1e-6)
+  np.testing.assert_allclose(diagnostics['1s_loudest_output_share_db'],
+                             (10 * np.log10(0.36) + 0) / 2, rtol=1e-6)
+  # |correlation| over the examples with >= 2 active outputs: (1 + 0) / 2.
+  np.testing.assert_allclose(diagnostics['mean_abs_correlation'], 0.5, atol=1e-6)
+  assert diagnostics['mean_abs_correlation_examples'] == 2
+  # The exact FUSS figures do not move: the 1-source copies example scores its
+  # aligned output 0.6 r, whose SI-SNR is the cap.
+  assert 'diagnostics' not in summary['per_count']['1']
+  np.testing.assert_allclose(summary['1s'], CAP, rtol=1e-6)
+
+
+def test_one_source_summary_has_no_sisnri():
+  """SI-SNRi of a 1-source example is SI-SNR minus the +80 dB cap: reported as None."""
+  examples, outputs = _diagnostic_examples()
+  summary = fuss.summarize(fuss.score_row(e, outputs[e.name]) for e in examples)
+  assert summary['per_count']['1']['sisnri_mean'] is None
+  assert summary['per_count']['1']['sisnri_std'] is None
+  assert summary['per_count']['1']['sisnr_mean'] is not None
+  assert summary['per_count']['2']['sisnri_mean'] is not None
+
+
+def test_diagnostics_in_every_report_file(tmp_path):
+  examples, outputs = _diagnostic_examples()
+  result = fuss.EvaluationResult(
+      rows=[fuss.score_row(e, outputs[e.name]) for e in examples], baseline_rows={},
+      skipped_silent=[], skipped_bad=[])
+  out = tmp_path / 'report'
+  summary = fuss.write_report(result, str(out), label='planted')
+  rows = report.read_scores_csv(str(out / 'scores.csv'))
+  by_name = {row['example']: row for row in rows}
+  np.testing.assert_allclose(by_name['copies']['loudest_output_share'], 0.36, rtol=1e-6)
+  assert by_name['one_hot']['mean_abs_correlation'] is None
+  # The CSV re-reads to the same summary, diagnostics included.
+  assert fuss.summarize(rows) == summary_without_extras(summary)
+  on_disk = json.loads((out / 'summary.json').read_text())
+  assert on_disk['diagnostics'] == summary['diagnostics']
+  text = (out / 'summary.txt').read_text()
+  assert 'Over-separation diagnostics' in text and 'loudest output' in text
+  assert (out / 'over_separation.png').stat().st_size > 1000
+
+
+def summary_without_extras(summary):
+  return {k: v for k, v in summary.items() if k not in ('label', 'skipped', 'baselines')}
