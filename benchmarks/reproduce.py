@@ -27,7 +27,6 @@ evaluation) are reused, so an interrupted sweep continues where it stopped.
 """
 import dataclasses
 import json
-import math
 import os
 import platform
 import subprocess
@@ -179,8 +178,8 @@ def best_weight(results: Dict[str, dict], num_sources: int, weights: Sequence[fl
     name = Run(num_sources, 'least_squares', weight).name
     if name in results:
       validation = results[name]['validation']
-      scored.append(((validation['msi'] or -math.inf) + (validation['1s'] or -math.inf),
-                     weight))
+      # A split without 1- (or multi-) source examples scores on the figure it has.
+      scored.append(((validation['msi'] or 0.0) + (validation['1s'] or 0.0), weight))
   if not scored:
     raise ValueError(f'no finished M={num_sources} weight run to choose from')
   return max(scored)[1]

@@ -137,6 +137,7 @@ def plot_over_separation(rows: Sequence[dict], path: str, label: Optional[str] =
   right.set_ylabel('examples')
   right.set_title('copies read 1', fontsize=9)
   right.grid(True, alpha=0.3)
+  figure.subplots_adjust(wspace=0.35)
   _save(figure, path)
 
 

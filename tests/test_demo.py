@@ -10,7 +10,10 @@ import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUMMARY_KEYS = {'msi', '1s', 'per_count', 'under_separation', 'equal_separation',
-                'over_separation', 'num_examples'}
+                'over_separation', 'num_examples', 'diagnostics'}
+DIAGNOSTIC_KEYS = {'active_outputs', 'excess_active_outputs', '1s_loudest_output_share',
+                   '1s_loudest_output_share_db', 'mean_abs_correlation',
+                   'mean_abs_correlation_examples'}
 
 
 def test_demo_end_to_end(tmp_path):
@@ -49,7 +52,20 @@ def test_demo_end_to_end(tmp_path):
   assert summary['num_examples'] == 5
   rates = [summary[k] for k in ['under_separation', 'equal_separation', 'over_separation']]
   assert abs(sum(rates) - 1.0) < 1e-9
-  for png in ['msi_vs_1s.png', 'sisnri_per_count.png', 'separation_counts.png']:
+  # The over-separation diagnostics beside the FUSS figures, consistent with the counts.
+  diagnostics = summary['diagnostics']
+  assert DIAGNOSTIC_KEYS <= set(diagnostics)
+  counted = sum(v['num_examples'] for v in diagnostics['active_outputs'].values())
+  assert counted == summary['num_examples']
+  assert diagnostics['excess_active_outputs'] is not None
+  if '1' in summary['per_count']:
+    assert 0 < diagnostics['1s_loudest_output_share']
+    assert summary['per_count']['1']['sisnri_mean'] is None
+  if diagnostics['mean_abs_correlation'] is not None:
+    assert 0.0 <= diagnostics['mean_abs_correlation'] <= 1.0
+  assert 'Over-separation diagnostics' in (out / 'evaluation' / 'summary.txt').read_text()
+  for png in ['msi_vs_1s.png', 'sisnri_per_count.png', 'separation_counts.png',
+              'over_separation.png']:
     assert (out / 'evaluation' / png).stat().st_size > 1000
 
   # Separation: one wav per source, decoding to signals that sum to the mixture file.

@@ -594,3 +594,19 @@ def test_diagnostics_in_every_report_file(tmp_path):
 
 def summary_without_extras(summary):
   return {k: v for k, v in summary.items() if k not in ('label', 'skipped', 'baselines')}
+
+
+def test_msi_vs_1s_plot_keeps_capped_points_off_the_scale():
+  """An oracle 1S at the +80 dB cap sits on the top edge, labelled, and the axis spans the
+  models' points instead of 0..80 dB."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from eval import plots  # pylint: disable=g-import-not-at-top
+  figure, axes = plt.subplots()
+  points = [(8.0, 14.0, {'label': 'model'}, 'model'), (9.0, 12.0, {'label': 'other'}, 'other'),
+            (15.0, CAP, {'label': 'oracle', 'marker': 'x'}, None)]
+  plots._scatter_with_cap(axes, points)  # pylint: disable=protected-access
+  bottom, top = axes.get_ylim()
+  assert 12.0 > bottom > 0.0 and 14.0 < top < 30.0, (bottom, top)
+  texts = [t.get_text() for t in axes.texts]
+  assert any('80 dB (SI-SNR cap)' in t for t in texts), texts
+  plt.close(figure)
