@@ -270,3 +270,56 @@ def over_separation_diagnostics(references, estimates, mixture) -> OverSeparatio
     upper = np.triu_indices(kept.shape[0], k=1)
     correlation = float(np.mean(cosine[upper]))
   return OverSeparationDiagnostics(int(np.sum(active)), share, correlation)
+
+
+# Running sums that pool scored pairs over many examples (training-time validation). The
+# means are `si_snr_sum / si_snr_count` (every scored pair), `one_source_sum /
+# one_source_count` (1S), `msi_sum / msi_count` (MSi, SI-SNRi pooled over pairs) and
+# `under|equal|over / num_examples` (separation rates); see `eval.fuss.summarize`, which pools
+# the same way from `scores.csv` rows.
+POOLED_SUMS = ('si_snr_sum', 'si_snr_count', 'one_source_sum', 'one_source_count',
+               'msi_sum', 'msi_count', 'under', 'equal', 'over', 'num_examples')
+
+
+def pooled_sums(mixtures, references, estimates) -> np.ndarray:
+  """Scores a batch with `score_example` and returns its running sums.
+
+  Examples without an active reference are skipped (the evaluator cannot score them).
+
+  Args:
+    mixtures: `[batch, time]`.
+    references: `[batch, source, time]` (zero rows allowed).
+    estimates: `[batch, estimate, time]`.
+
+  Returns:
+    `[len(POOLED_SUMS)]` float64, in the order of `POOLED_SUMS`.
+  """
+  mixtures = np.asarray(mixtures, dtype=np.float64)
+  references = np.asarray(references, dtype=np.float64)
+  estimates = np.asarray(estimates, dtype=np.float64)
+  if (mixtures.ndim != 2 or references.ndim != 3 or estimates.ndim != 3
+      or not mixtures.shape[0] == references.shape[0] == estimates.shape[0]):
+    raise ValueError(f'pooled_sums wants [batch, time], [batch, source, time] and '
+                     f'[batch, estimate, time], got {mixtures.shape}, {references.shape} and '
+                     f'{estimates.shape}')
+  sums = dict.fromkeys(POOLED_SUMS, 0.0)
+  for mixture, example_references, example_estimates in zip(mixtures, references, estimates):
+    scores = score_example(example_references, example_estimates, mixture)
+    refs, seps = scores.num_active_refs, scores.num_active_seps
+    if refs == 0:
+      continue
+    pairs = scores.active_pairs
+    pair_sisnr = float(np.sum(scores.sisnr_separated[pairs]))
+    sums['si_snr_sum'] += pair_sisnr
+    sums['si_snr_count'] += scores.num_active_pairs
+    if refs == 1:
+      sums['one_source_sum'] += pair_sisnr
+      sums['one_source_count'] += scores.num_active_pairs
+    else:
+      sums['msi_sum'] += float(np.sum(scores.sisnr_improvement[pairs]))
+      sums['msi_count'] += scores.num_active_pairs
+    sums['under'] += seps < refs
+    sums['equal'] += seps == refs
+    sums['over'] += seps > refs
+    sums['num_examples'] += 1
+  return np.array([sums[key] for key in POOLED_SUMS], dtype=np.float64)

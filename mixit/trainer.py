@@ -3,11 +3,12 @@
 `MixITTrainer` wraps a `SeparationNetwork` (`trainer.network`). Its
 `train_step` separates the mixture of mixtures (MoM), scores unsupervised
 examples with MixIT and supervised ones with the permutation-invariant loss,
-adds the weighted regularisers (SPEC 5), and updates the weights; `test_step`
-separates single mixtures with known sources and accumulates validation SI-SNR,
-MSi-style SI-SNR improvement and under/over-separation counts (SPEC 8).
+adds the weighted regularisers (docs/formulas.md, "Losses"), and updates the
+weights; `test_step` separates single mixtures with known sources and has the
+FUSS evaluator's code (`eval.metrics`) accumulate validation SI-SNR, MSi, 1S and
+under/over-separation counts (docs/formulas.md, "Evaluation").
 
-Distribution (SPEC 6). Every loss term is a mean over the *global* batch: a
+Distribution (docs/formulas.md, "Distributed training"). Every loss term is a mean over the *global* batch: a
 replica's contribution is the sum of its per-example values divided by the
 global number of examples of that kind (all-reduced counts). For terms over
 all examples that is the per-replica mean times 1/num_replicas_in_sync, so the
@@ -30,22 +31,14 @@ import gin
 import keras
 import tensorflow as tf
 
+from eval import metrics as eval_metrics
 from mixit import losses
 
 NONFINITE_MODES = ('stop', 'skip')
 LOSS_TERMS = ('mixit', 'supervised', 'sparsity', 'covariance', 'classification')
 
-# SPEC 8 (the FUSS evaluator): an estimate counts as active when its power
-# exceeds 1% of the weakest active reference; a reference is active above this RMS.
-_ACTIVE_ESTIMATE_RELATIVE_POWER = 0.01
-_ACTIVE_REFERENCE_RMS = 1e-8
-_SI_SNR_NORM_FLOOR = 1e-16
-_SI_SNR_EPS = 1e-8
-# Below this value of 1 - c^2 the residual is recomputed in the time domain.
-_SI_SNR_PRECISE_NOISE = 0.01
-
-EVAL_SUMS = ('si_snr_sum', 'si_snr_count', 'one_source_sum', 'one_source_count',
-             'msi_sum', 'msi_count', 'under', 'equal', 'over', 'num_examples')
+# Validation running sums, pooled as the FUSS evaluator pools (eval.metrics).
+EVAL_SUMS = eval_metrics.POOLED_SUMS
 
 
 class PreReducedGradients:
@@ -208,104 +201,18 @@ def _same_dim(what: str, dims: Dict[str, Optional[int]]) -> None:
     raise ValueError(f'inconsistent {what} dimension in the batch: {known}')
 
 
-def pairwise_si_snr(references: tf.Tensor, estimates: tf.Tensor) -> tf.Tensor:
-  """SI-SNR (dB) of every (reference i, estimate j) pair from inner products.
+def _host_pooled_sums(mixture: tf.Tensor, sources: tf.Tensor, estimates: tf.Tensor) -> tf.Tensor:
+  """`eval.metrics.pooled_sums` of a batch, run on the host: `[len(EVAL_SUMS)]` float64."""
 
-  Args:
-    references: `[batch, K, time]`; estimates: `[batch, K, time]`.
+  def score():
+    sums = tf.numpy_function(eval_metrics.pooled_sums, [mixture, sources, estimates],
+                             tf.float64, name='fuss_pooled_sums')
+    return tf.ensure_shape(sums, [len(EVAL_SUMS)])
 
-  Returns:
-    `[batch, K(reference), K(estimate)]`, the SPEC 8 formula with the
-    `1 - c^2` noise (used for the alignment only).
-  """
-  ref_norm = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(references), -1), _SI_SNR_NORM_FLOOR))
-  est_norm = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(estimates), -1), _SI_SNR_NORM_FLOOR))
-  c = tf.matmul(references, estimates, transpose_b=True)
-  c = c / (ref_norm[:, :, None] * est_norm[:, None, :])
-  signal = tf.square(c)
-  noise = tf.maximum(1.0 - signal, 0.0)
-  return 10.0 * (tf.math.log(signal + _SI_SNR_EPS) - tf.math.log(noise + _SI_SNR_EPS)) / tf.math.log(10.0)
-
-
-def si_snr(reference: tf.Tensor, estimate: tf.Tensor) -> tf.Tensor:
-  """SI-SNR (dB) of paired signals `[..., time]` -> `[...]` (SPEC 8, no zero-mean).
-
-  Float32 version of the evaluator's float64 formula: both signals are
-  normalised, `c = <e, t>`, noise `1 - c^2`, or the time-domain residual
-  `sum (e - c t)^2` where `1 - c^2 < 0.01` (cancellation).
-  """
-  t = reference / tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(reference), -1, keepdims=True),
-                                     _SI_SNR_NORM_FLOOR))
-  e = estimate / tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(estimate), -1, keepdims=True),
-                                    _SI_SNR_NORM_FLOOR))
-  c = tf.reduce_sum(e * t, -1)
-  signal = tf.square(c)
-  noise = 1.0 - signal
-  precise = tf.reduce_sum(tf.square(e - c[..., None] * t), -1)
-  noise = tf.where(noise < _SI_SNR_PRECISE_NOISE, precise, noise)
-  return 10.0 * (tf.math.log(signal + _SI_SNR_EPS) - tf.math.log(noise + _SI_SNR_EPS)) / tf.math.log(10.0)
-
-
-def separation_scores(mixture: tf.Tensor, sources: tf.Tensor,
-                      estimates: tf.Tensor) -> Dict[str, tf.Tensor]:
-  """Validation sums of one batch, as the FUSS evaluator scores (SPEC 8).
-
-  References and estimates are zero-padded to K = max(S, M); estimates are
-  aligned to references maximising summed SI-SNR (exact assignment); a pair is
-  scored when its reference is active (RMS > 1e-8) and its estimate is active
-  (power > 1% of the weakest active reference). Examples without active
-  references are skipped.
-
-  Args:
-    mixture: `[batch, time]`; sources: `[batch, S, time]`; estimates `[batch, M, time]`.
-
-  Returns:
-    float32 scalars keyed by `EVAL_SUMS`: summed SI-SNR of every scored pair,
-    summed SI-SNR of 1-source examples (1S), summed SI-SNRi of 2+-source
-    examples (MSi, pooled over pairs), their counts, and the counts of examples
-    with fewer / as many / more active estimates than active references.
-  """
-  num_refs, num_est = sources.shape[1], estimates.shape[1]
-  k = max(num_refs, num_est)
-  sources = tf.pad(sources, [[0, 0], [0, k - num_refs], [0, 0]])
-  estimates = tf.pad(estimates, [[0, 0], [0, k - num_est], [0, 0]])
-  pairwise = pairwise_si_snr(sources, estimates)
-  assigned = losses.min_cost_assignment(-pairwise)  # [B, K]: estimate of each reference
-  aligned = tf.gather(estimates, assigned, axis=1, batch_dims=1)
-  pair_si_snr = si_snr(sources, aligned)
-  mixture_si_snr = si_snr(sources, tf.broadcast_to(mixture[:, None, :], tf.shape(sources)))
-
-  ref_power = tf.reduce_mean(tf.square(sources), -1)
-  est_power = tf.reduce_mean(tf.square(estimates), -1)
-  active_ref = tf.sqrt(ref_power) > _ACTIVE_REFERENCE_RMS
-  min_ref_power = tf.reduce_min(tf.where(active_ref, ref_power, float('inf')), axis=1)
-  active_est = est_power > _ACTIVE_ESTIMATE_RELATIVE_POWER * min_ref_power[:, None]
-  aligned_active = tf.gather(active_est, assigned, axis=1, batch_dims=1)
-  scored = active_ref & aligned_active
-  num_active_refs = tf.reduce_sum(tf.cast(active_ref, tf.int32), 1)
-  num_active_est = tf.reduce_sum(tf.cast(active_est, tf.int32), 1)
-  valid = num_active_refs > 0
-  one_source = scored & (num_active_refs == 1)[:, None]
-  multi_source = scored & (num_active_refs >= 2)[:, None]
-
-  def masked_sum(values, mask):
-    return tf.reduce_sum(tf.where(mask, values, 0.0))
-
-  def count(mask):
-    return tf.reduce_sum(tf.cast(mask, tf.float32))
-
-  return {
-      'si_snr_sum': masked_sum(pair_si_snr, scored),
-      'si_snr_count': count(scored),
-      'one_source_sum': masked_sum(pair_si_snr, one_source),
-      'one_source_count': count(one_source),
-      'msi_sum': masked_sum(pair_si_snr - mixture_si_snr, multi_source),
-      'msi_count': count(multi_source),
-      'under': count(valid & (num_active_est < num_active_refs)),
-      'equal': count(valid & (num_active_est == num_active_refs)),
-      'over': count(valid & (num_active_est > num_active_refs)),
-      'num_examples': count(valid),
-  }
+  if isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy):
+    # A TPU cannot run Python: the scoring is placed on the TPU host (untested: no TPU here).
+    return tf.tpu.outside_compilation(score)
+  return score()
 
 
 class MixITTrainer(keras.Model):
@@ -324,7 +231,9 @@ class MixITTrainer(keras.Model):
     super().__init__(**kwargs)
     self.network = network
     self.settings = settings
-    self._eval_trackers = {name: keras.metrics.Sum(name=name) for name in EVAL_SUMS}
+    # float64: the sums hold the evaluator's float64 scores (counts stay exact).
+    self._eval_trackers = {name: keras.metrics.Sum(name=name, dtype='float64')
+                           for name in EVAL_SUMS}
     self._xla_forward_backward = None
 
   def call(self, inputs, training=False):
@@ -535,8 +444,14 @@ class MixITTrainer(keras.Model):
   def test_step(self, data):
     """Accumulates validation scores of a batch of single mixtures.
 
+    The network runs in the graph; the batch is then scored on the host by the
+    FUSS evaluator's own float64 code (`eval.metrics.pooled_sums`, through
+    `tf.numpy_function`), so validation and `mixit-evaluate` cannot disagree.
+    This step is therefore not XLA-compilable as a whole.
+
     Returns the running metrics of `eval_results` (meaningful without a
-    distribution strategy; under one, read `eval_results()` after the loop).
+    distribution strategy; under one, this replica's share: read
+    `eval_results()` in cross-replica context after the loop).
     """
     if not isinstance(data, dict) or 'mixture' not in data or 'sources' not in data:
       keys = sorted(data) if isinstance(data, dict) else type(data).__name__
@@ -556,8 +471,9 @@ class MixITTrainer(keras.Model):
       sources = tf.where(real[:, :, None], sources, 0.0)
     outputs = self.network(data['mixture'], training=False)
     estimates = tf.cast(outputs['separated_waveforms'], tf.float32)
-    for name, value in separation_scores(mixture, sources, estimates).items():
-      self._eval_trackers[name].update_state(value)
+    sums = _host_pooled_sums(mixture, sources, estimates)
+    for i, name in enumerate(EVAL_SUMS):
+      self._eval_trackers[name].update_state(sums[i])
     return self.eval_results()
 
   def reset_eval(self) -> None:
@@ -572,8 +488,9 @@ class MixITTrainer(keras.Model):
     sums = self.eval_sums()
 
     def ratio(num, den):
-      return tf.math.divide_no_nan(sums[num], sums[den]) + tf.where(
-          sums[den] > 0, 0.0, float('nan'))
+      count = sums[den]
+      return tf.where(count > 0, tf.math.divide_no_nan(sums[num], count),
+                      tf.constant(float('nan'), count.dtype))
 
     return {
         'si_snr': ratio('si_snr_sum', 'si_snr_count'),

@@ -229,3 +229,42 @@ class TestScoreExample:
     references = np.stack([np.ones(100), np.full(100, 0.9e-8), np.full(100, 1.1e-8)])
     scores = metrics.score_example(references, references)
     np.testing.assert_array_equal(scores.active_refs, [True, False, True])
+
+
+def test_pooled_sums_give_the_evaluator_summary():
+  """`pooled_sums` (training-time validation) pools exactly as `eval.fuss.summarize` does
+  from the per-example rows of `mixit-evaluate`."""
+  from eval import fuss  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  batch, num_refs, num_est, time = 6, 4, 5, 400
+  sources = rng.standard_normal((batch, num_refs, time))
+  active = [4, 1, 2, 3, 0, 2]  # active references per example (0: skipped example)
+  for b, count in enumerate(active):
+    sources[b, count:] = 0.0
+  sources[1, 0] *= 0.1
+  estimates = np.zeros((batch, num_est, time))
+  for b in range(batch):
+    order = rng.permutation(num_est)
+    for i in range(num_refs):
+      noise = 0.3 * (i + 1) * rng.standard_normal(time)
+      estimates[b, order[i]] = sources[b, i] + noise * np.std(sources[b, i])
+    estimates[b, order[num_refs]] = 0.05 * rng.standard_normal(time)  # a quiet extra output
+  estimates[3] *= 1e-3  # every output below the activity floor
+  estimates[5, 0] = sources[5, 0]  # a perfect estimate: the direct-residual branch
+  mixtures = sources.sum(axis=1)
+
+  sums = dict(zip(metrics.POOLED_SUMS, metrics.pooled_sums(mixtures, sources, estimates)))
+  rows = [fuss.score_row(fuss.LoadedExample(f'example{b}', sources[b], 16000), estimates[b])
+          for b in range(batch) if active[b]]
+  summary = fuss.summarize(rows)
+  assert sums['num_examples'] == summary['num_examples'] == 5
+  assert sums['msi_sum'] / sums['msi_count'] == pytest.approx(summary['msi'], abs=1e-9)
+  assert sums['one_source_sum'] / sums['one_source_count'] == pytest.approx(summary['1s'],
+                                                                          abs=1e-9)
+  assert sums['one_source_count'] == summary['per_count']['1']['num_pairs']
+  assert sums['si_snr_count'] == sum(c['num_pairs'] for c in summary['per_count'].values())
+  for key in ('under', 'equal', 'over'):
+    assert sums[key] / sums['num_examples'] == pytest.approx(summary[f'{key}_separation'])
+  assert sums['under'] >= 1 and sums['over'] >= 1
+  with pytest.raises(ValueError, match='pooled_sums'):
+    metrics.pooled_sums(mixtures[0], sources, estimates)
