@@ -281,15 +281,17 @@ POOLED_SUMS = ('si_snr_sum', 'si_snr_count', 'one_source_sum', 'one_source_count
                'msi_sum', 'msi_count', 'under', 'equal', 'over', 'num_examples')
 
 
-def pooled_sums(mixtures, references, estimates) -> np.ndarray:
+def pooled_sums(*, estimates, references, mixtures) -> np.ndarray:
   """Scores a batch with `score_example` and returns its running sums.
+
+  Keyword-only, so that no caller can swap estimates and references.
 
   Examples without an active reference are skipped (the evaluator cannot score them).
 
   Args:
-    mixtures: `[batch, time]`.
-    references: `[batch, source, time]` (zero rows allowed).
     estimates: `[batch, estimate, time]`.
+    references: `[batch, source, time]` (zero rows allowed).
+    mixtures: `[batch, time]`.
 
   Returns:
     `[len(POOLED_SUMS)]` float64, in the order of `POOLED_SUMS`.

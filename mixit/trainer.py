@@ -201,12 +201,13 @@ def _same_dim(what: str, dims: Dict[str, Optional[int]]) -> None:
     raise ValueError(f'inconsistent {what} dimension in the batch: {known}')
 
 
-def _host_pooled_sums(mixture: tf.Tensor, sources: tf.Tensor, estimates: tf.Tensor) -> tf.Tensor:
+def _host_pooled_sums(estimates: tf.Tensor, sources: tf.Tensor, mixture: tf.Tensor) -> tf.Tensor:
   """`eval.metrics.pooled_sums` of a batch, run on the host: `[len(EVAL_SUMS)]` float64."""
 
   def score():
-    sums = tf.numpy_function(eval_metrics.pooled_sums, [mixture, sources, estimates],
-                             tf.float64, name='fuss_pooled_sums')
+    sums = tf.numpy_function(
+        lambda e, r, m: eval_metrics.pooled_sums(estimates=e, references=r, mixtures=m),
+        [estimates, sources, mixture], tf.float64, name='fuss_pooled_sums')
     return tf.ensure_shape(sums, [len(EVAL_SUMS)])
 
   if isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy):
@@ -471,7 +472,7 @@ class MixITTrainer(keras.Model):
       sources = tf.where(real[:, :, None], sources, 0.0)
     outputs = self.network(data['mixture'], training=False)
     estimates = tf.cast(outputs['separated_waveforms'], tf.float32)
-    sums = _host_pooled_sums(mixture, sources, estimates)
+    sums = _host_pooled_sums(estimates, sources, mixture)
     for i, name in enumerate(EVAL_SUMS):
       self._eval_trackers[name].update_state(sums[i])
     return self.eval_results()

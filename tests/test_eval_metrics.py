@@ -253,7 +253,8 @@ def test_pooled_sums_give_the_evaluator_summary():
   estimates[5, 0] = sources[5, 0]  # a perfect estimate: the direct-residual branch
   mixtures = sources.sum(axis=1)
 
-  sums = dict(zip(metrics.POOLED_SUMS, metrics.pooled_sums(mixtures, sources, estimates)))
+  sums = dict(zip(metrics.POOLED_SUMS, metrics.pooled_sums(
+      estimates=estimates, references=sources, mixtures=mixtures)))
   rows = [fuss.score_row(fuss.LoadedExample(f'example{b}', sources[b], 16000), estimates[b])
           for b in range(batch) if active[b]]
   summary = fuss.summarize(rows)
@@ -267,4 +268,4 @@ def test_pooled_sums_give_the_evaluator_summary():
     assert sums[key] / sums['num_examples'] == pytest.approx(summary[f'{key}_separation'])
   assert sums['under'] >= 1 and sums['over'] >= 1
   with pytest.raises(ValueError, match='pooled_sums'):
-    metrics.pooled_sums(mixtures[0], sources, estimates)
+    metrics.pooled_sums(estimates=estimates, references=sources, mixtures=mixtures[0])

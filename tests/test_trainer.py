@@ -278,7 +278,8 @@ def test_test_step_accumulates_over_batches_like_one_big_batch(fuss_root):
   whole = _concat(*batches)
   estimates = network(whole['mixture'])['separated_waveforms'].numpy()
   want = dict(zip(trainer_lib.EVAL_SUMS, eval_metrics.pooled_sums(
-      whole['mixture'].numpy(), whole['sources'].numpy(), estimates)))
+      estimates=estimates, references=whole['sources'].numpy(),
+      mixtures=whole['mixture'].numpy())))
   assert accumulated['num_examples'] == want['num_examples'] == 4
   for key in trainer_lib.EVAL_SUMS:
     np.testing.assert_allclose(accumulated[key], want[key], rtol=1e-4, atol=2e-3, err_msg=key)
