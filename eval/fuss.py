@@ -25,7 +25,6 @@ Outputs in `--output_dir`: `scores.csv`, `summary.json`, `summary.txt`, `msi_vs_
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import sys
@@ -38,6 +37,7 @@ from data_pipeline import audio_io
 from data_pipeline import fuss as fuss_data
 from eval import baselines as baselines_lib
 from eval import metrics
+from mixit import separator as separator_lib
 
 SeparateFn = Callable[[np.ndarray], np.ndarray]
 
@@ -77,12 +77,6 @@ class LoadedExample:
 def example_name(path: str) -> str:
   """`.../eval/example00042.wav` -> `example00042`."""
   return os.path.splitext(os.path.basename(path))[0]
-
-
-def _describe(example) -> str:
-  if isinstance(example, LoadedExample):
-    return example.describe()
-  return f'{example_name(example.mixture_path)} (example list line {example.line_number})'
 
 
 def load_example(example: fuss_data.FussExample) -> LoadedExample:
@@ -130,50 +124,24 @@ def _check_estimates(estimates, example: LoadedExample, origin: str) -> np.ndarr
 
 
 class SavedModelSeparator:
-  """A `separate_fn` over an exported SavedModel (`serving_default` signature).
+  """A `separate_fn` over an exported SavedModel (its serving signature).
 
-  Loads with plain `tf.saved_model.load`; needs nothing of this package's model code.
+  Loads through `mixit.separator.load_saved_model` (the one SavedModel loader; it needs no
+  training or model code); `sample_rate` / `num_sources` are None when the model does not
+  record them.
   """
 
   def __init__(self, path: str):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    self._tf = tf
     self.path = os.fspath(path)
     try:
-      self._model = tf.saved_model.load(self.path)
-    except (OSError, ValueError, tf.errors.OpError) as e:
-      raise ValueError(f'--saved_model {self.path}: cannot load a SavedModel ({e})') from e
-    signatures = getattr(self._model, 'signatures', {})
-    if 'serving_default' not in signatures:
-      raise ValueError(f'--saved_model {self.path}: no serving_default signature '
-                       f'(has {sorted(signatures)})')
-    self._signature = signatures['serving_default']
-    self.sample_rate = self._read_constant('sample_rate')
-    self.num_sources = self._read_constant('num_sources')
-
-  def _read_constant(self, name: str) -> Optional[int]:
-    value = getattr(self._model, name, None)
-    if value is not None:
-      try:
-        return int(np.asarray(value.numpy() if hasattr(value, 'numpy') else value))
-      except (TypeError, ValueError):
-        pass
-    info_path = os.path.join(self.path, 'mixit_export.json')
-    if self._tf.io.gfile.exists(info_path):
-      with self._tf.io.gfile.GFile(info_path) as f:
-        value = json.load(f).get(name)
-      if value is not None:
-        return int(value)
-    return None
+      self._model, self._signature, self.sample_rate, self.num_sources = (
+          separator_lib.load_saved_model(self.path, require_constants=False))
+    except (OSError, ValueError) as e:
+      raise ValueError(f'--saved_model {self.path}: {e}') from e
 
   def __call__(self, mixtures: np.ndarray) -> np.ndarray:
     """`[batch, time]` -> `[batch, outputs, time]`."""
-    outputs = self._signature(
-        mixture_waveform=self._tf.constant(np.asarray(mixtures, np.float32)))
-    if 'separated_waveforms' not in outputs:
-      raise ValueError(f'--saved_model {self.path}: serving_default returns '
-                       f'{sorted(outputs)}, expected separated_waveforms')
-    return outputs['separated_waveforms'].numpy()
+    return separator_lib.serve(self._signature, np.asarray(mixtures, np.float32))
 
 
 def read_separated(separated_dir: str, example: LoadedExample) -> np.ndarray:

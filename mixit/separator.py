@@ -33,7 +33,8 @@ import numpy as np
 import scipy.optimize
 import soxr
 
-# Names fixed by the SavedModel contract (DESIGN.md, SPEC section 7).
+# Names fixed by the SavedModel contract (DESIGN.md, "mixit/export.py"); every reader and
+# writer of SavedModels uses these.
 SIGNATURE_KEY = 'serving_default'
 METADATA_SIGNATURE_KEY = 'get_metadata'
 INPUT_KEY = 'mixture_waveform'
@@ -433,7 +434,9 @@ def _not_mixit(path: str, why: str) -> ValueError:
                     f'mixit-export)')
 
 
-def _read_constant(loaded, name: str, path: str):
+def _read_constant(loaded, name: str, path: str, required: bool = True) -> Optional[int]:
+  """An int the export records: a variable of the loaded object, the metadata signature, or
+  `mixit_export.json`; None (or a ValueError when `required`) when none records it."""
   value = getattr(loaded, name, None)
   if value is not None and hasattr(value, 'numpy'):
     return int(value.numpy())
@@ -447,13 +450,22 @@ def _read_constant(loaded, name: str, path: str):
   if tf.io.gfile.exists(json_path):
     with tf.io.gfile.GFile(json_path) as f:
       info = json.load(f)
-    if name in info:
+    if info.get(name) is not None:
       return int(info[name])
+  if not required:
+    return None
   raise _not_mixit(path, f'it records no {name!r}')
 
 
-def load_saved_model(path: str):
-  """Loads and checks a mixit SavedModel.
+def load_saved_model(path: str, *, require_constants: bool = True):
+  """Loads and checks a mixit SavedModel (the one loader: `load_separator` and the FUSS
+  evaluator both use it).
+
+  Args:
+    path: the SavedModel folder (local or any `tf.io.gfile` file system).
+    require_constants: raise when the model records no `sample_rate` / `num_sources`;
+      when False they come back as None (the evaluator scores any model that has the
+      serving signature).
 
   Returns:
     (loaded object, serving signature, sample_rate, num_sources).
@@ -487,26 +499,31 @@ def load_saved_model(path: str):
   if outputs[OUTPUT_KEY].shape.rank != 3:
     raise _not_mixit(path, f'{OUTPUT_KEY!r} has shape {outputs[OUTPUT_KEY].shape}, '
                      f'expected [batch, source, time]')
-  sample_rate = _read_constant(loaded, 'sample_rate', path)
-  num_sources = _read_constant(loaded, 'num_sources', path)
+  sample_rate = _read_constant(loaded, 'sample_rate', path, require_constants)
+  num_sources = _read_constant(loaded, 'num_sources', path, require_constants)
   static_sources = outputs[OUTPUT_KEY].shape[1]
-  if static_sources is not None and static_sources != num_sources:
+  if num_sources is not None and static_sources is not None and static_sources != num_sources:
     raise _not_mixit(path, f'it records num_sources={num_sources} but its signature returns '
                      f'{static_sources} sources')
-  if sample_rate <= 0 or num_sources <= 0:
+  if any(value is not None and value <= 0 for value in (sample_rate, num_sources)):
     raise _not_mixit(path, f'invalid sample_rate={sample_rate} / num_sources={num_sources}')
   return loaded, signature, sample_rate, num_sources
+
+
+def serve(signature, mixtures: np.ndarray) -> np.ndarray:
+  """Runs the serving signature: `[batch, time]` float32 -> `[batch, source, time]` numpy."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  outputs = signature(**{INPUT_KEY: tf.constant(np.asarray(mixtures), dtype=tf.float32)})
+  return outputs[OUTPUT_KEY].numpy()
 
 
 def load_separator(path: str, *, max_chunk_seconds: Optional[float] = DEFAULT_MAX_CHUNK_SECONDS,
                    overlap_seconds: float = DEFAULT_OVERLAP_SECONDS) -> Separator:
   """Loads an exported SavedModel as a `Separator`: `separator(waveform, rate) -> [M, time]`."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   loaded, signature, sample_rate, num_sources = load_saved_model(path)
 
   def model_fn(mixture: np.ndarray) -> np.ndarray:
-    outputs = signature(**{INPUT_KEY: tf.constant(mixture, dtype=tf.float32)})
-    return outputs[OUTPUT_KEY].numpy()
+    return serve(signature, mixture)
 
   separator = Separator(model_fn, sample_rate, num_sources, max_chunk_seconds=max_chunk_seconds,
                         overlap_seconds=overlap_seconds, name=os.fspath(path))
