@@ -16,7 +16,6 @@ import math
 from typing import List, Optional, Sequence, Tuple
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 # tf.keras.layers.LayerNormalization's default epsilon: the official scalar-parameter
@@ -499,6 +498,3 @@ def block_scales(num_blocks: int, scale_type: str) -> List[Optional[float]]:
     return [None] * num_blocks
   raise ValueError(f"unknown block scale type {scale_type!r}; expected 'exponential' or 'none'")
 
-
-def count_parameters(layer: keras.layers.Layer) -> int:
-  return int(sum(np.prod(v.shape) for v in layer.weights))
