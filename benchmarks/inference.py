@@ -74,15 +74,17 @@ def _worker_short(args) -> dict:
   import mixit  # pylint: disable=unused-import,g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from mixit import export  # pylint: disable=g-import-not-at-top
+  from mixit import separator as separator_lib  # pylint: disable=g-import-not-at-top
   _configure_threads(args.threads)
   mixture = tf.constant(
       (0.1 * np.random.default_rng(0).standard_normal([1, 10 * SAMPLE_RATE])).astype(np.float32))
-  signature = tf.saved_model.load(args.export_dir).signatures['serving_default']
+  _, signature, _, _ = separator_lib.load_saved_model(args.export_dir)
   network, _, _ = export.restore_network(args.model_dir)
   function = tf.function(lambda x: network(x, training=False)['separated_waveforms'],
                          input_signature=[tf.TensorSpec([None, None], tf.float32)])
   calls = {
-      'saved_model': lambda: signature(mixture_waveform=mixture)['separated_waveforms'].numpy(),
+      'saved_model': lambda: signature(**{separator_lib.INPUT_KEY: mixture})[
+          separator_lib.OUTPUT_KEY].numpy(),
       'keras_function': lambda: function(mixture).numpy(),
       'keras_eager': lambda: network(mixture, training=False)['separated_waveforms'].numpy(),
   }
@@ -149,14 +151,15 @@ def _worker_profile(args) -> dict:
   import collections  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from mixit import separator as separator_lib  # pylint: disable=g-import-not-at-top
   mixture = (0.1 * np.random.default_rng(0).standard_normal([1, 10 * SAMPLE_RATE])).astype(
       np.float32)
   by_part, by_type = collections.Counter(), collections.Counter()
   with tf.Graph().as_default(), tf.compat.v1.Session() as session:
     graph = tf.compat.v1.saved_model.loader.load(session, ['serve'], args.export_dir)
-    signature = graph.signature_def['serving_default']
-    fetch = signature.outputs['separated_waveforms'].name
-    feed = {signature.inputs['mixture_waveform'].name: mixture}
+    signature = graph.signature_def[separator_lib.SIGNATURE_KEY]
+    fetch = signature.outputs[separator_lib.OUTPUT_KEY].name
+    feed = {signature.inputs[separator_lib.INPUT_KEY].name: mixture}
     session.run(fetch, feed)
     # Each node's fastest of several traced runs: on a shared machine a single
     # trace charges descheduled time to whichever op was running.
