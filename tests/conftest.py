@@ -1,4 +1,58 @@
+"""Shared test settings: the Keras backend, the synthetic FUSS data and the tiny network.
+
+Test modules import the constants and helpers below (`from conftest import ...`; pytest puts
+this folder on `sys.path`) and request the fixtures by name.
+"""
 import os
 
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Synthetic clips of the training tests: short and at a low rate, so a step takes milliseconds.
+SAMPLE_RATE = 8000
+CLIP_SECONDS = 0.25
+TINY_GIN_FILES = ('models/tdcnpp_small.gin', 'datasets/synthetic.gin', 'optimization/base.gin')
+# A TDCN++ of two blocks: the smallest network that runs every code path.
+TINY_NETWORK = (
+    'NUM_SOURCES = 4', f'SAMPLE_RATE = {SAMPLE_RATE}', f'CLIP_SECONDS = {CLIP_SECONDS}',
+    'network.bottleneck = 16', 'network.conv_channels = 32', 'network.num_repeats = 1',
+    'network.num_dilations = 2', 'network.skip_from = []', 'network.skip_to = []',
+    'train_data.shuffle_buffer = 8',
+)
+
+
+def tiny_params(data_root: str, *params: str) -> list:
+  """gin bindings of the tiny network on the data in `data_root`, then `params`."""
+  return [f"DATA_ROOT = '{data_root}'", *TINY_NETWORK, *params]
+
+
+@pytest.fixture(scope='session')
+def make_synthetic_fuss(tmp_path_factory):
+  """`make(num_train, num_validation, num_eval=0, seed=1, sample_rate=SAMPLE_RATE,
+  clip_seconds=CLIP_SECONDS) -> root`: a synthetic FUSS-format root
+  (`data_pipeline.synthetic.make_dataset`), written once per session and set of arguments.
+  Tests must not write into it."""
+  made = {}
+
+  def make(num_train, num_validation, num_eval=0, seed=1, sample_rate=SAMPLE_RATE,
+           clip_seconds=CLIP_SECONDS):
+    from data_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+    key = (num_train, num_validation, num_eval, seed, sample_rate, clip_seconds)
+    if key not in made:
+      root = str(tmp_path_factory.mktemp('synthetic_fuss'))
+      synthetic.make_dataset(root, num_train=num_train, num_validation=num_validation,
+                             num_eval=num_eval, seed=seed, sample_rate=sample_rate,
+                             clip_seconds=clip_seconds)
+      made[key] = root
+    return made[key]
+
+  return make
+
+
+@pytest.fixture(scope='session')
+def fuss_root(make_synthetic_fuss):
+  """The training tests' data: 12 training and 4 validation examples of `CLIP_SECONDS` at
+  `SAMPLE_RATE`."""
+  return make_synthetic_fuss(num_train=12, num_validation=4, seed=1)

@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from data_pipeline import inputs
 from data_pipeline import mom
-from data_pipeline import synthetic
 
 T = 64
 
@@ -107,11 +106,9 @@ CLIP = 0.25
 
 
 @pytest.fixture(scope='module', name='root')
-def fixture_root(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp('synthetic_fuss'))
-  synthetic.make_dataset(root, num_train=8, num_validation=4, num_eval=0, seed=3,
-                         sample_rate=RATE, clip_seconds=0.5)
-  return root
+def fixture_root(make_synthetic_fuss):
+  return make_synthetic_fuss(num_train=8, num_validation=4, seed=3, sample_rate=RATE,
+                             clip_seconds=0.5)
 
 
 def _batches(dataset, count):

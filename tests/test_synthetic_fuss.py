@@ -15,11 +15,9 @@ RATE = 8000
 
 
 @pytest.fixture(scope='module', name='root')
-def fixture_root(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp('fuss'))
-  synthetic.make_dataset(root, num_train=10, num_validation=3, num_eval=2, seed=11,
-                         sample_rate=RATE, clip_seconds=1.0)
-  return root
+def fixture_root(make_synthetic_fuss):
+  return make_synthetic_fuss(num_train=10, num_validation=3, num_eval=2, seed=11,
+                             sample_rate=RATE, clip_seconds=1.0)
 
 
 def test_layout_and_lists(root):

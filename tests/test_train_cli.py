@@ -18,34 +18,22 @@ import gin
 import keras
 import tensorflow as tf
 
-from data_pipeline import synthetic
 from mixit import gin_config
 from mixit import model as model_lib
 from mixit import train
 from mixit import train_lib
 
-SAMPLE_RATE = 8000
-CLIP_SECONDS = 0.25
+from conftest import CLIP_SECONDS, SAMPLE_RATE, TINY_GIN_FILES, tiny_params
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GIN_FILES = ['models/tdcnpp_small.gin', 'datasets/synthetic.gin', 'optimization/base.gin']
-TINY = ['NUM_SOURCES = 4', f'SAMPLE_RATE = {SAMPLE_RATE}', f'CLIP_SECONDS = {CLIP_SECONDS}',
-        'network.bottleneck = 16', 'network.conv_channels = 32', 'network.num_repeats = 1',
-        'network.num_dilations = 2', 'network.skip_from = []', 'network.skip_to = []',
-        'batch_size = 2', 'eval_data.batch_size = 2', 'train_data.shuffle_buffer = 8',
-        'optimizer.decay_steps = 7', 'training.log_every = 1', 'training.summary_every = 1']
-
-
-@pytest.fixture(scope='module')
-def fuss_root(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp('fuss'))
-  synthetic.make_dataset(root, num_train=8, num_validation=4, num_eval=0, seed=4,
-                         sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS)
-  return root
+GIN_FILES = list(TINY_GIN_FILES)
+CLI_SETTINGS = ['batch_size = 2', 'eval_data.batch_size = 2', 'optimizer.decay_steps = 7',
+                'training.log_every = 1', 'training.summary_every = 1']
 
 
 def cli_args(fuss_root, model_dir, *params, extra=()):
   args = [f'--model_dir={model_dir}'] + [f'--gin_file={f}' for f in GIN_FILES]
-  params = [f"DATA_ROOT = '{fuss_root}'"] + TINY + list(params)
+  params = tiny_params(fuss_root, *CLI_SETTINGS, *params)
   return args + [f'--gin_param={p}' for p in params] + list(extra)
 
 
@@ -208,7 +196,7 @@ def test_misspelt_gin_files_and_bindings_raise_naming_them(fuss_root, tmp_path):
 
 def test_init_from_loads_the_network_and_rejects_another_architecture(trained, fuss_root):
   model_dir, _ = trained
-  gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{fuss_root}'"] + TINY)
+  gin_config.parse(GIN_FILES, tiny_params(fuss_root, *CLI_SETTINGS))
   try:
     network = model_lib.build_network()
     path = train_lib.initialize_from(network, model_dir)

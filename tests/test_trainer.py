@@ -12,7 +12,6 @@ import keras
 import tensorflow as tf
 
 from data_pipeline import inputs
-from data_pipeline import synthetic
 from eval import metrics as eval_metrics
 from mixit import gin_config
 from mixit import losses
@@ -20,30 +19,17 @@ from mixit import model as model_lib
 from mixit import train_lib
 from mixit import trainer as trainer_lib
 
-SAMPLE_RATE = 8000
-CLIP_SECONDS = 0.25
-# A TDCN++ of two blocks: the smallest network that runs every code path.
-TINY_NETWORK = [
-    'NUM_SOURCES = 4', f'SAMPLE_RATE = {SAMPLE_RATE}', f'CLIP_SECONDS = {CLIP_SECONDS}',
-    'network.bottleneck = 16', 'network.conv_channels = 32', 'network.num_repeats = 1',
-    'network.num_dilations = 2', 'network.skip_from = []', 'network.skip_to = []',
-    'train_data.shuffle_buffer = 8', 'train_data.seed = 3',
-]
+from conftest import TINY_GIN_FILES, tiny_params
 
-
-@pytest.fixture(scope='module')
-def fuss_root(tmp_path_factory):
-  root = str(tmp_path_factory.mktemp('fuss'))
-  synthetic.make_dataset(root, num_train=12, num_validation=4, num_eval=0, seed=1,
-                         sample_rate=SAMPLE_RATE, clip_seconds=CLIP_SECONDS)
-  return root
+# The tiny network's loader settings of these tests.
+TRAIN_DATA = ['train_data.seed = 3']
 
 
 def parse_tiny(fuss_root, *params, labels=False):
-  files = ['models/tdcnpp_small.gin', 'datasets/synthetic.gin', 'optimization/base.gin']
+  files = list(TINY_GIN_FILES)
   if labels:
     files.append('datasets/weak_labels.gin')
-  gin_config.parse(files, [f"DATA_ROOT = '{fuss_root}'"] + TINY_NETWORK + list(params))
+  gin_config.parse(files, tiny_params(fuss_root, *TRAIN_DATA, *params))
 
 
 @pytest.fixture(autouse=True)
