@@ -13,7 +13,8 @@ from data_pipeline import inputs  # noqa: F401  (registers train_data / eval_dat
 
 GIN_DIR = pathlib.Path(gin_config.package_gin_dir())
 GIN_FILES = sorted(str(p.relative_to(GIN_DIR)) for p in GIN_DIR.rglob('*.gin'))
-PAPER_FILES = [f for f in GIN_FILES if f.startswith('papers/')]
+PAPER_BASE = 'papers/waspaa2021/base.gin'
+PAPER_FILES = [f for f in GIN_FILES if f.startswith('papers/') and f != PAPER_BASE]
 
 
 # Experiment files are built with a shrunken core: their structure (M, front end,
@@ -72,3 +73,19 @@ def test_paper_variant_settings():
       assert (lam > 0) == sparse, gin_file
     finally:
       gin.clear_config()
+
+
+def test_paper_files_share_one_base_and_one_batch_size():
+  """The includes every paper config needs stand once, in papers/waspaa2021/base.gin, and
+  validation batches follow the `batch_size` macro like training batches."""
+  for gin_file in PAPER_FILES:
+    assert f"include '{PAPER_BASE}'" in (GIN_DIR / gin_file).read_text(), gin_file
+  gin_config.parse(['papers/waspaa2021/mixit_m8_efficient.gin'],
+                   ["DATA_ROOT = '/nonexistent'", 'batch_size = 4'])
+  try:
+    for name in ('train_data', 'eval_data'):
+      binding = gin.query_parameter(f'{name}.batch_size')
+      assert binding.scoped_configurable_fn() == 4, name
+      assert gin.query_parameter(f'{name}.data_root').scoped_configurable_fn() == '/nonexistent'
+  finally:
+    gin.clear_config()
