@@ -3,7 +3,8 @@
 Everything here is numpy float64. The formulas are those of the public FUSS evaluator
 (google-research/sound-separation, DCASE 2020 baseline): scale-invariant SNR *without* removing
 the mean, estimates aligned to zero-padded references by maximum summed SI-SNR, and the
-activity thresholds that decide which (reference, estimate) pairs are scored.
+activity thresholds that decide which (reference, estimate) pairs are scored (docs/formulas.md,
+"Evaluation (FUSS)"). Training-time validation scores with this module too (`pooled_sums`).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Keras 3 layers of the TDCN++ masking network (SPEC section 4).
+"""Keras 3 layers of the TDCN++ masking network (docs/formulas.md, "Model").
 
 Shapes: waveforms `[batch, time]` or `[batch, source, time]`, encoder coefficients
 `[batch, frame, bin]`, core activations `[batch, frame, channel]`, masks

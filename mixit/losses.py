@@ -6,7 +6,7 @@ sit after a `mixed_float16` / `mixed_bfloat16` model), works inside
 `tf.function`, under XLA (`jit_compile=True`) and under any distribution
 strategy, and returns per-example values `[batch]` unless said otherwise.
 
-Formulas: `../shared/SPEC.md` section 5.
+Formulas and the reasons behind them: docs/formulas.md, "Losses".
 """
 import functools
 import itertools
@@ -16,13 +16,14 @@ import numpy as np
 import tensorflow as tf
 
 # Added inside every log/division of signal powers so that silent signals give
-# finite values and gradients (SPEC 5).
+# finite values and gradients (docs/formulas.md, "Thresholded SNR loss").
 EPSILON = 1e-8
 
 # Diagonal loading of the least-squares normal equations, relative to the mean
 # of the Gram diagonal: an absolute constant (Google's 1e-3) is meaningless for
 # loud signals and leaves the system singular (NaN) for silent or duplicate
-# estimates. 1e-3 bounds the condition number of G + delta I by ~1000 M.
+# estimates. 1e-3 bounds the condition number of G + delta I by ~1000 M
+# (docs/formulas.md, "MixIT" and "Stack facts").
 LS_RELATIVE_LOADING = 1e-3
 # Floor of the loading so that an all-zero Gram matrix (every estimate silent)
 # still has a Cholesky factor.
@@ -99,7 +100,7 @@ def _log10(x):
 
 
 def snr_loss(reference, estimate, max_snr=30.0):
-  """Thresholded negative SNR in dB (SPEC 5).
+  """Thresholded negative SNR in dB (docs/formulas.md, "Thresholded SNR loss").
 
   `L = 10 log10(||y - yhat||^2 + tau ||y||^2 + eps) - 10 log10(||y||^2 + eps)`
   with `tau = 10^(-max_snr / 10)` and eps = 1e-8, so the loss never goes below
@@ -324,7 +325,7 @@ def mixit_assignment(mixtures, estimates, method='exhaustive', max_snr=30.0):
 
 
 def mixit_loss(mixtures, estimates, method='least_squares', max_snr=30.0):
-  """Mixture invariant training loss (SPEC 5).
+  """Mixture invariant training loss (docs/formulas.md, "MixIT").
 
   `L = (1/N) sum_n snr_loss(x_n, [A s]_n)` for the assignment A of
   `mixit_assignment`; the gradient reaches the estimates through the remix, not

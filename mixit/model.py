@@ -19,7 +19,7 @@ FEATURE_NORMS = ('auto', 'mean_and_variance', 'none')
 
 
 class SeparationNetwork(keras.Model):
-  """TDCN++ masking network (SPEC section 4); build it with `build_network`.
+  """TDCN++ masking network (docs/formulas.md, "Model"); build it with `build_network`.
 
   Attributes: `num_sources` (M), `sample_rate`, `num_classes` (0 without the
   classification head). The front end, masks, synthesis, mixture consistency and

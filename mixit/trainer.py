@@ -8,21 +8,22 @@ weights; `test_step` separates single mixtures with known sources and has the
 FUSS evaluator's code (`eval.metrics`) accumulate validation SI-SNR, MSi, 1S and
 under/over-separation counts (docs/formulas.md, "Evaluation").
 
-Distribution (docs/formulas.md, "Distributed training"). Every loss term is a mean over the *global* batch: a
-replica's contribution is the sum of its per-example values divided by the
-global number of examples of that kind (all-reduced counts). For terms over
-all examples that is the per-replica mean times 1/num_replicas_in_sync, so the
-summed replica gradients equal the gradient of the global mean whatever the
-replica count (the 1-vs-2-replica test checks this). The train step all-reduces
-the gradients itself and clips their global norm *after* that reduction (Keras
-optimizers clip before their own all-reduce, i.e. per replica), so the
-optimizer must not sum them again: `build_optimizer` makes optimizers with
-`PreReducedGradients`.
+Distribution (docs/formulas.md, "Distributed training"). Every loss term is a
+mean over the *global* batch: a replica's contribution is the sum of its
+per-example values divided by the global number of examples of that kind
+(all-reduced counts). For terms over all examples that is the per-replica
+mean times 1/num_replicas_in_sync, so the summed replica gradients equal the
+gradient of the global mean whatever the replica count (the 1-vs-2-replica
+test checks this). The train step all-reduces the gradients itself and clips
+their global norm *after* that reduction (Keras optimizers clip before their
+own all-reduce, i.e. per replica), so the optimizer must not sum them again:
+`build_optimizer` makes optimizers with `PreReducedGradients`.
 
-Losses, assignments and metrics are computed in float32 whatever the Keras
-mixed-precision policy; under `mixed_float16` the optimizer is a
-`LossScaleOptimizer` and the clip threshold is scaled with the loss scale (the
-global norm is linear in the scale, so this equals clipping unscaled gradients).
+Losses and assignments are computed in float32 (validation scores in float64,
+on the host) whatever the Keras mixed-precision policy; under `mixed_float16`
+the optimizer is a `LossScaleOptimizer` and the clip threshold is scaled with
+the loss scale (the global norm is linear in the scale, so this equals
+clipping unscaled gradients).
 """
 import dataclasses
 from typing import Dict, Optional

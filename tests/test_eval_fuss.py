@@ -203,8 +203,8 @@ def _float32_sisnr(estimate, reference):
 
 
 def _public_procedure(examples, estimates_by_example):
-  """SPEC 8 step by step in float32 with exhaustive permutations (as the public TF code
-  runs it): returns (1S, MSi, under, equal, over)."""
+  """The FUSS procedure (docs/formulas.md, "Evaluation (FUSS)") step by step in float32 with
+  exhaustive permutations (as the public TF code runs it): returns (1S, MSi, under, equal, over)."""
   pairs = {c: ([], []) for c in range(1, 5)}
   separation = []
   for example, estimates in zip(examples, estimates_by_example):
