@@ -1,6 +1,6 @@
 r"""The one-command demo on the embedded default (`mixit-demo` / `python -m mixit.demo`).
 
-    mixit-demo --output_dir demo_out [--num_steps 2500 --seed 0]
+    mixit-demo --output_dir demo_out [--num_steps 6000 --seed 0]
 
 With no data present it
   1. writes a synthetic FUSS-format dataset (`data_pipeline.synthetic`),
@@ -33,7 +33,7 @@ def run_demo(output_dir: str,
              num_validation: int = 40,
              num_eval: int = 100,
              clip_seconds: float = 2.0,
-             num_steps: int = 2500,
+             num_steps: int = 6000,
              seed: int = 0,
              gin_files: Sequence[str] = (DEMO_GIN,),
              gin_params: Sequence[str] = (),
@@ -129,7 +129,7 @@ def run_demo(output_dir: str,
 
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'demo_out', 'Where every result goes.')
-_NUM_STEPS = flags.DEFINE_integer('num_steps', 2500, 'Training steps (batches of 8 MoMs).')
+_NUM_STEPS = flags.DEFINE_integer('num_steps', 6000, 'Training steps (batches of 8 MoMs).')
 _NUM_TRAIN = flags.DEFINE_integer('num_train', 1000, 'Synthetic training examples.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval', 100, 'Synthetic held-out eval examples.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the data, the pipeline and the demo run.')
