@@ -84,6 +84,9 @@ _NUM_VALIDATION = flags.DEFINE_integer('num_validation', 40, 'Synthetic validati
 _NUM_EVAL = flags.DEFINE_integer('num_eval', 100, 'Synthetic eval examples.')
 _DATA_SEED = flags.DEFINE_integer('data_seed', 0, 'Seed of the synthetic dataset.')
 _REPORT = flags.DEFINE_string('report', 'REPRODUCTION.md', 'Markdown report to write.')
+_NOTES = flags.DEFINE_string('notes', 'benchmarks/reproduce_notes.md',
+                             'Hand-written reading of the figures, appended to the report '
+                             '(skipped when the file does not exist).')
 _ONLY_REPORT = flags.DEFINE_bool('only_report', False,
                                  'Write the report from the finished runs; train nothing.')
 
@@ -399,6 +402,9 @@ def write_report(results: Dict[str, dict], weights: Sequence[float], path: str, 
   lines += ['']
   lines += [f'![{os.path.basename(p)}]({os.path.basename(p)})' for p in plots]
   lines += ['', f'Per-run logs, models and reports: `{out}/runs/<run>/` (not committed).', '']
+  if _NOTES.value and os.path.exists(_NOTES.value):
+    with open(_NOTES.value) as f:
+      lines += [f.read()]
   with open(path, 'w') as f:
     f.write('\n'.join(lines))
 

@@ -1,0 +1,40 @@
+"""The sweep's bookkeeping: the weight is chosen on the validation split, never on eval."""
+from benchmarks import reproduce
+
+
+def _result(run, val_msi, val_1s, msi, one_s, over):
+  summary = {'msi': msi, '1s': one_s, 'over_separation': over}
+  return {'run': vars(run) if hasattr(run, '__dict__') else None, 'name': run.name,
+          'summary': summary, 'validation': {'msi': val_msi, '1s': val_1s}}
+
+
+def test_best_weight_reads_validation_only():
+  weights = [0.0, 10.0, 20.0]
+  results = {}
+  # Eval favours weight 10, validation favours 20: the choice must be 20.
+  for weight, val, ev in ((0.0, (5, 5), (5, 5)), (10.0, (7, 10), (9, 16)),
+                          (20.0, (7, 12), (6, 12))):
+    run = reproduce.Run(8, 'least_squares', weight)
+    results[run.name] = _result(run, *val, *ev, over=0.5)
+  assert reproduce.best_weight(results, 8, weights) == 20.0
+  # A validation split without 1-source examples scores on its MSi alone.
+  results[reproduce.Run(8, 'least_squares', 0.0).name]['validation'] = {'msi': 30, '1s': None}
+  assert reproduce.best_weight(results, 8, weights) == 0.0
+
+
+def test_plan_compares_methods_at_the_best_weight_with_two_seeds():
+  weights = [0.0, 20.0]
+  results = {}
+  plan = reproduce._plan(weights, results)  # pylint: disable=protected-access
+  runs = []
+  for run in plan:
+    runs.append(run)
+    better = run.weight == 20.0
+    results[run.name] = _result(run, 8 if better else 5, 10, 0, 0, 0)
+  names = [r.name for r in runs]
+  assert names[:2] == ['m8_ls_w0_s0', 'm8_ls_w20_s0']
+  assert {'m8_ex_w20_s0', 'm8_ex_w20_s1', 'm8_ls_w20_s1'} <= set(names)
+  assert {f'm{m}_ls_w{w:g}_s0' for m in (4, 16) for w in weights} <= set(names)
+  assert 'm4_ex_w20_s0' in names
+  assert {'m8_ls_w20_s0_covariance', 'm8_ls_w20_s0_classification'} <= set(names)
+  assert len(names) == len(set(names))
