@@ -31,6 +31,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
 from mixit import model as model_lib  # registers the 'network' configurable
 from mixit import separator as separator_lib
@@ -45,22 +46,20 @@ _STEP_KEY = 'step/.ATTRIBUTES/VARIABLE_VALUE'
 
 
 def checkpoint_path(model_dir: str, checkpoint: Union[None, int, str] = None) -> str:
-  """Resolves the checkpoint prefix to restore.
+  """Resolves the checkpoint prefix to restore (see `mixit.checkpoints.resolve`).
 
   Args:
     model_dir: a training run's model dir (checkpoints `ckpt-<n>` inside).
-    checkpoint: None for the latest, a step number `N` for `ckpt-N`, or a
-      checkpoint prefix path.
+    checkpoint: None for the newest intact one (a damaged latest checkpoint is
+      skipped with a warning), a step number `N` for `ckpt-N`, or a checkpoint
+      prefix path (these must be intact: no fallback to another one).
 
   Raises:
-    ValueError: naming the model dir and the checkpoints it holds.
+    ValueError: naming the model dir and the checkpoints it holds, or the
+      damaged file.
   """
   if checkpoint is None or checkpoint == '':
-    path = tf.train.latest_checkpoint(model_dir)
-    if path is None:
-      raise ValueError(f'{model_dir} holds no checkpoint (no ckpt-<n>.index and no '
-                       f'"checkpoint" file)')
-    return path
+    return checkpoints_lib.resolve(model_dir, what='--model_dir')
   text = str(checkpoint)
   if re.fullmatch(r'\d+', text):
     path = os.path.join(model_dir, f'ckpt-{int(text)}')
@@ -74,7 +73,7 @@ def checkpoint_path(model_dir: str, checkpoint: Union[None, int, str] = None) ->
         for p in tf.io.gfile.glob(os.path.join(model_dir, 'ckpt-*.index')))
     raise ValueError(f'checkpoint {checkpoint!r} not found: no {path}.index '
                      f'(checkpoints in {model_dir}: {available or "none"})')
-  return path
+  return checkpoints_lib.resolve(path, what='--checkpoint')
 
 
 def parse_network_config(model_dir: str) -> None:
@@ -90,8 +89,9 @@ def parse_network_config(model_dir: str) -> None:
                      f'dir')
   gin.add_config_file_search_path(gin_config.package_gin_dir())
   gin.clear_config()
+  text = gin_config.read_model_dir_config(path)  # never runs the file's imports
   try:
-    gin.parse_config_files_and_bindings([path], [], skip_unknown=True)
+    gin.parse_config(text, skip_unknown=True)
   except (ValueError, KeyError, TypeError, IOError) as e:
     raise ValueError(f'bad gin configuration in {path}: {e}') from e
 
@@ -112,12 +112,10 @@ def restore_network(model_dir: str, checkpoint: Union[None, int, str] = None):
   # Keras creates variables on the first call; restoring into a built network
   # lets the match assertion below see every variable.
   network(tf.zeros([1, int(network.sample_rate) // 4], tf.float32), training=False)
-  try:
-    status = tf.train.Checkpoint(network=network).restore(path).expect_partial()
-    status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as e:
-    raise ValueError(f'checkpoint {path} does not match the network built from '
-                     f'{os.path.join(model_dir, gin_config.CONFIG_FILENAME)}: {e}') from e
+  checkpoints_lib.restore(
+      tf.train.Checkpoint(network=network), path, partial=True,
+      mismatch=f'checkpoint {path} does not match the network built from '
+      f'{os.path.join(model_dir, gin_config.CONFIG_FILENAME)}')
   reader = tf.train.load_checkpoint(path)
   step_value = -1
   if reader.has_tensor(_STEP_KEY):

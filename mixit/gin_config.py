@@ -9,6 +9,8 @@ import pathlib
 from typing import Iterable, Optional, Sequence
 
 import gin
+from gin import config as gin_lib_config
+from gin import config_parser
 import tensorflow as tf
 
 CONFIG_FILENAME = 'config.gin'
@@ -51,6 +53,54 @@ class _DropResourceProbes(logging.Filter):
     return not record.pathname.endswith(os.path.join('gin', 'resource_reader.py'))
 
 
+def is_model_dir_config(path: str) -> bool:
+  """Whether `path` is a config a training run saved (and so may come from anyone).
+
+  Such files are `config.gin` / `operative_config.gin`, or any gin file in a
+  folder that holds checkpoints.
+  """
+  if os.path.basename(path) in (CONFIG_FILENAME, OPERATIVE_CONFIG_FILENAME):
+    return True
+  folder = os.path.dirname(path) or '.'
+  return bool(tf.io.gfile.glob(os.path.join(folder, 'ckpt-*.index')))
+
+
+def read_model_dir_config(path: str) -> str:
+  """The text of a model dir's config with its `import` lines left out.
+
+  A model dir may be downloaded from anywhere; gin would execute every
+  `import` (and `from ... import`) statement of the file, i.e. run code from
+  the download. The configurables this package needs are imported by its own
+  commands, so such lines are dropped with a warning naming them; an `include`
+  (which could pull in a file with imports) is refused.
+
+  Raises:
+    ValueError: naming the file and line of an `include` or a syntax error.
+  """
+  with tf.io.gfile.GFile(path) as f:
+    text = f.read()
+  lines = text.splitlines(keepends=True)
+  dropped = []
+  try:
+    for statement in config_parser.ConfigParser(text, gin_lib_config.ParserDelegate(
+        skip_unknown=True)):
+      if isinstance(statement, config_parser.IncludeStatement):
+        raise ValueError(f'{path}:{statement.location.line_num}: a model dir\'s config may not '
+                         f'include other files ({statement.location.line_content.strip()!r}); '
+                         'refusing to read it')
+      if isinstance(statement, config_parser.ImportStatement):
+        dropped.append(statement.location.line_num)
+  except SyntaxError as e:
+    raise ValueError(f'bad gin configuration in {path}: {e}') from e
+  for line_num in dropped:
+    logging.warning('%s:%d: ignoring %r: a model dir\'s config never runs imports', path,
+                    line_num, lines[line_num - 1].strip())
+    lines[line_num - 1] = '# (import ignored) ' + lines[line_num - 1].lstrip()
+    if not lines[line_num - 1].endswith('\n'):
+      lines[line_num - 1] += '\n'
+  return ''.join(lines)
+
+
 def parse(gin_files: Iterable[str] = (),
           gin_params: Iterable[str] = (),
           search_paths: Iterable[str] = (),
@@ -69,7 +119,18 @@ def parse(gin_files: Iterable[str] = (),
   probe_filter = _DropResourceProbes()
   logging.getLogger().addFilter(probe_filter)
   try:
-    gin.parse_config_files_and_bindings(resolved, list(gin_params), finalize_config=finalize)
+    for path in resolved:
+      if is_model_dir_config(path):
+        text = read_model_dir_config(path)
+        try:
+          gin.parse_config(text)
+        except (ValueError, KeyError, TypeError) as e:
+          raise ValueError(f'in {path}: {e}') from e
+      else:
+        gin.parse_config_file(path)
+    gin.parse_config(list(gin_params))
+    if finalize:
+      gin.finalize()
   except (ValueError, KeyError, TypeError, IOError) as e:
     raise ValueError(f'bad gin configuration (files {list(gin_files)}, params '
                      f'{list(gin_params)}): {e}') from e
@@ -80,10 +141,15 @@ def parse(gin_files: Iterable[str] = (),
 def write_config(model_dir: str) -> None:
   """Writes the full parsed config and the operative config to `model_dir`."""
   tf.io.gfile.makedirs(model_dir)
-  with tf.io.gfile.GFile(os.path.join(model_dir, CONFIG_FILENAME), 'w') as f:
-    f.write(gin.config_str())
-  with tf.io.gfile.GFile(os.path.join(model_dir, OPERATIVE_CONFIG_FILENAME), 'w') as f:
-    f.write(gin.operative_config_str())
+  # Through a temporary file and a rename: a run killed while rewriting its config
+  # at a checkpoint keeps the old one, never an empty or half-written file.
+  for name, text in ((CONFIG_FILENAME, gin.config_str()),
+                     (OPERATIVE_CONFIG_FILENAME, gin.operative_config_str())):
+    path = os.path.join(model_dir, name)
+    temporary = f'{path}.tmp-{os.getpid()}'
+    with tf.io.gfile.GFile(temporary, 'w') as f:
+      f.write(text)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
 def read_config(model_dir: str) -> Optional[str]:
@@ -95,7 +161,7 @@ def read_config(model_dir: str) -> Optional[str]:
 
 
 def parse_model_dir(model_dir: str, gin_params: Iterable[str] = ()) -> None:
-  """Re-parses the config a training run saved in `model_dir`."""
+  """Re-parses the config a training run saved in `model_dir` (imports ignored)."""
   path = os.path.join(model_dir, CONFIG_FILENAME)
   if not tf.io.gfile.exists(path):
     raise ValueError(f'{model_dir!r} holds no {CONFIG_FILENAME}: not a mixit model dir')

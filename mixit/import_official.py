@@ -39,6 +39,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
 from mixit import layers
 from mixit import model
@@ -71,17 +72,16 @@ class _Target:
 
 def read_checkpoint(prefix: str) -> Dict[str, np.ndarray]:
   """All variables of a name-based checkpoint (a prefix or a folder)."""
-  if tf.io.gfile.isdir(prefix):
-    found = tf.train.latest_checkpoint(prefix)
-    if found is None:
-      raise ValueError(f'{prefix!r} holds no checkpoint')
-    prefix = found
+  if not tf.io.gfile.isdir(prefix) and not tf.io.gfile.exists(prefix + '.index'):
+    raise ValueError(f'cannot read checkpoint {prefix!r}: neither a folder nor a checkpoint '
+                     f'prefix (no {prefix}.index)')
+  prefix = checkpoints_lib.resolve(prefix, what='--checkpoint')
   try:
     reader = tf.train.load_checkpoint(prefix)
-  except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
+    names = reader.get_variable_to_shape_map()
+    return {name: reader.get_tensor(name) for name in sorted(names)}
+  except (tf.errors.OpError, ValueError, IndexError) as e:
     raise ValueError(f'cannot read checkpoint {prefix!r}: {e}') from e
-  names = reader.get_variable_to_shape_map()
-  return {name: reader.get_tensor(name) for name in sorted(names)}
 
 
 def _model_variables(values: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -381,7 +381,7 @@ def import_checkpoint(checkpoint: str,
   """
   if not overwrite and tf.io.gfile.exists(output_dir) and (
       tf.io.gfile.exists(os.path.join(output_dir, gin_config.CONFIG_FILENAME))
-      or tf.train.latest_checkpoint(output_dir)):
+      or checkpoints_lib.list_checkpoints(output_dir)):
     raise ValueError(f'{output_dir!r} already holds a model; pass overwrite=True '
                      '(--overwrite) to replace it')
   values = read_checkpoint(checkpoint)
@@ -400,7 +400,8 @@ def import_checkpoint(checkpoint: str,
   tf.io.gfile.makedirs(output_dir)
   if overwrite:
     for name in tf.io.gfile.listdir(output_dir):
-      if name == 'checkpoint' or name.startswith('ckpt-'):
+      # Only the names a checkpoint manager writes: never a user's `ckpt-notes.txt`.
+      if re.fullmatch(r'checkpoint|ckpt-\d+\.(index|data-\d{5}-of-\d{5})', name):
         tf.io.gfile.remove(os.path.join(output_dir, name))
   gin_config.write_config(output_dir)
   manager = tf.train.CheckpointManager(

@@ -14,12 +14,14 @@ The data iterator is not checkpointed: its shuffle buffers hold hundreds of
 10-s clips, and a resumed run simply draws fresh random mixtures of mixtures.
 """
 import difflib
+import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import logging
 import gin
@@ -28,36 +30,154 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
 from mixit import strategy as strategy_lib
 from mixit import trainer as trainer_lib
 
 # ------------------------------------------------------------------ model dir
 
-_RUN_ARTIFACTS = ('checkpoint', gin_config.CONFIG_FILENAME, gin_config.OPERATIVE_CONFIG_FILENAME,
-                  'train', 'eval')
+# The files a run wrote, relative to the model dir: `--overwrite` deletes these
+# and nothing else.
+RUN_MANIFEST = 'mixit_run.json'
+_LOG_DIRS = ('train', 'eval')
+_EVENTS_PREFIX = 'events.out.tfevents.'
+# What a model dir without a manifest (a run of an older version) may have
+# written: `--overwrite` deletes exactly these names.
+_LEGACY_FILES = re.compile(
+    r'(checkpoint|config\.gin|operative_config\.gin|ckpt-\d+\.index'
+    r'|ckpt-\d+\.data-\d{5}-of-\d{5}|(train|eval)/events\.out\.tfevents\.[^/]+)$')
 
 
-def _wipe_run(model_dir: str) -> None:
-  """Deletes what a training run wrote (checkpoints, configs, logs), nothing else."""
-  for name in tf.io.gfile.listdir(model_dir):
-    name = name.rstrip('/')
+def _write_atomically(path: str, text: str) -> None:
+  """Writes `path` through a temporary file and a rename: a kill leaves the old or the new."""
+  temporary = f'{path}.tmp-{os.getpid()}'
+  with tf.io.gfile.GFile(temporary, 'w') as f:
+    f.write(text)
+  tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def read_manifest(model_dir: str) -> Optional[List[str]]:
+  """The files (relative paths) the runs in `model_dir` recorded, or None without a manifest."""
+  path = os.path.join(model_dir, RUN_MANIFEST)
+  if not tf.io.gfile.exists(path):
+    return None
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      files = json.load(f)['files']
+  except (ValueError, KeyError, TypeError) as e:
+    raise ValueError(f'{path} is not a mixit run manifest ({e})') from e
+  return [str(name) for name in files]
+
+
+def record_files(model_dir: str, names: Sequence[str]) -> None:
+  """Adds `names` (relative to `model_dir`) to the run's manifest."""
+  files = read_manifest(model_dir) or []
+  new = [name for name in names if name not in files]
+  if not new and tf.io.gfile.exists(os.path.join(model_dir, RUN_MANIFEST)):
+    return
+  _write_atomically(os.path.join(model_dir, RUN_MANIFEST),
+                    json.dumps({'format': 'mixit-run-manifest', 'files': files + new},
+                               indent=1) + '\n')
+
+
+def _checkpoint_files(model_dir: str, prefix: str) -> List[str]:
+  name = os.path.basename(prefix)
+  pattern = re.compile(re.escape(name) + r'\.(index|data-\d{5}-of-\d{5})$')
+  return [n for n in tf.io.gfile.listdir(model_dir) if pattern.fullmatch(n.rstrip('/'))]
+
+
+def _event_files(model_dir: str) -> List[str]:
+  found = []
+  for folder in _LOG_DIRS:
+    path = os.path.join(model_dir, folder)
+    if tf.io.gfile.isdir(path):
+      found.extend(f'{folder}/{name}' for name in sorted(tf.io.gfile.listdir(path))
+                   if name.startswith(_EVENTS_PREFIX))
+  return found
+
+
+def check_log_dirs(model_dir: str) -> None:
+  """Refuses a model dir whose `train/` or `eval/` holds anything but TensorBoard logs.
+
+  Such a folder is not a model dir (a dataset's `train/` split, say): training
+  would write its logs among the user's files.
+  """
+  listed = set(read_manifest(model_dir) or [])
+  for folder in _LOG_DIRS:
+    path = os.path.join(model_dir, folder)
+    if not tf.io.gfile.exists(path):
+      continue
+    if not tf.io.gfile.isdir(path):
+      raise ValueError(f'--model_dir {model_dir}: {path} is a file, not a log folder: '
+                       'is this a model dir? Use a new, empty folder')
+    foreign = sorted(name.rstrip('/') for name in tf.io.gfile.listdir(path)
+                     if not name.startswith(_EVENTS_PREFIX)
+                     and f'{folder}/{name.rstrip("/")}' not in listed)
+    if foreign:
+      shown = ', '.join(foreign[:3]) + (f' and {len(foreign) - 3} more' if len(foreign) > 3
+                                        else '')
+      raise ValueError(f'--model_dir {model_dir}: {path} holds files that are not training '
+                       f'logs ({shown}): is --model_dir a data folder? Use a new, empty '
+                       'folder')
+
+
+def _wipe_run(model_dir: str) -> List[str]:
+  """Deletes what earlier runs recorded in the manifest (nothing else); returns the names."""
+  listed = read_manifest(model_dir)
+  if listed is None:
+    names = []
+    for name in tf.io.gfile.listdir(model_dir):
+      names.append(name.rstrip('/'))
+    for folder in _LOG_DIRS:
+      if tf.io.gfile.isdir(os.path.join(model_dir, folder)):
+        names.extend(f'{folder}/{n.rstrip("/")}'
+                     for n in tf.io.gfile.listdir(os.path.join(model_dir, folder)))
+    listed = [name for name in names if _LEGACY_FILES.fullmatch(name)]
+    logging.warning('%s has no %s (a run of an older version): deleting only the files such '
+                    'a run writes: %s', model_dir, RUN_MANIFEST, listed)
+  else:
+    listed = listed + [RUN_MANIFEST]
+  deleted = []
+  for name in listed:
     path = os.path.join(model_dir, name)
-    if name in _RUN_ARTIFACTS or name.startswith('ckpt-'):
-      if tf.io.gfile.isdir(path):
-        tf.io.gfile.rmtree(path)
-      else:
-        tf.io.gfile.remove(path)
+    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+      tf.io.gfile.remove(path)
+      deleted.append(name)
+  for folder in _LOG_DIRS:
+    path = os.path.join(model_dir, folder)
+    if tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(path):
+      tf.io.gfile.rmtree(path)
+  return deleted
 
 
 # `training.*` settings that change how long and how visibly a run trains, not
 # what it computes: a run may be resumed with other values (e.g. more steps).
 RESUMABLE_SETTINGS = ('num_steps', 'checkpoint_every', 'max_to_keep', 'log_every',
                       'summary_every', 'eval_every', 'eval_steps', 'audio_summaries')
+_STRING = re.compile(r"""(?P<quote>['"])(?P<text>(?:\\.|(?!(?P=quote)).)*)(?P=quote)""")
+
+
+def _normalise_path(match: 're.Match') -> str:
+  """A quoted string that names an existing local path -> its resolved absolute form."""
+  text = match.group('text')
+  if not text or '://' in text or '\\' in text:
+    return match.group(0)
+  expanded = os.path.expanduser(text)
+  if os.path.exists(expanded):
+    return repr(os.path.realpath(expanded))
+  if os.sep in text:
+    return repr(os.path.normpath(expanded))
+  return match.group(0)
 
 
 def _comparable(config: str) -> str:
-  """The config text without comments and without `RESUMABLE_SETTINGS` bindings."""
+  """The config text without comments and `RESUMABLE_SETTINGS` bindings, paths normalised.
+
+  A path is compared by the folder it names, so `DATA_ROOT = 'data/fuss'` and
+  the same folder spelt absolute (or with a trailing slash, or through a
+  symlink) are the same config.
+  """
   kept = []
   for line in config.splitlines():
     stripped = line.strip()
@@ -66,7 +186,7 @@ def _comparable(config: str) -> str:
     binding = stripped.split('=', 1)[0].strip()
     if binding in tuple(f'training.{name}' for name in RESUMABLE_SETTINGS):
       continue
-    kept.append(stripped)
+    kept.append(_STRING.sub(_normalise_path, stripped))
   return '\n'.join(kept)
 
 
@@ -74,24 +194,30 @@ def prepare_model_dir(model_dir: str, overwrite: bool = False) -> bool:
   """Checks that `model_dir` is empty or holds a run of the current gin config.
 
   A run is resumed only under the config that started it (up to
-  `RESUMABLE_SETTINGS` such as `training.num_steps`): a `config.gin` that
-  differs from the current `gin.config_str()` (or checkpoints without any
-  config) raises a ValueError showing the difference, unless `overwrite`, in
-  which case the old run's checkpoints, configs and logs are deleted.
+  `RESUMABLE_SETTINGS` such as `training.num_steps`, and up to the spelling of
+  paths): a `config.gin` that differs from the current `gin.config_str()` (or
+  checkpoints without any config) raises a ValueError showing the difference,
+  unless `overwrite`, in which case the files the old run recorded in its
+  manifest (checkpoints, configs, logs) are deleted, and nothing else.
+  A model dir whose `train/` or `eval/` holds anything but training logs is
+  refused either way (see `check_log_dirs`).
 
   Returns:
     True when an earlier run of the same config is there to resume.
   """
   tf.io.gfile.makedirs(model_dir)
+  check_log_dirs(model_dir)
   current = gin.config_str()
   saved = gin_config.read_config(model_dir)
-  has_checkpoint = tf.train.latest_checkpoint(model_dir) is not None
+  has_checkpoint = bool(checkpoints_lib.list_checkpoints(model_dir)) or tf.io.gfile.exists(
+      os.path.join(model_dir, checkpoints_lib.STATE_FILENAME))
   if saved is None and not has_checkpoint:
     return False
   if saved is not None and _comparable(saved) == _comparable(current):
     return has_checkpoint
   if saved is None:
     problem = f'{model_dir!r} holds checkpoints but no {gin_config.CONFIG_FILENAME}'
+    remedies = 'use another --model_dir'
   else:
     diff = list(difflib.unified_diff(_comparable(saved).splitlines(),
                                      _comparable(current).splitlines(),
@@ -99,35 +225,36 @@ def prepare_model_dir(model_dir: str, overwrite: bool = False) -> bool:
                                      'this run', lineterm='', n=0))
     shown = '\n'.join(diff[:40]) + ('\n...' if len(diff) > 40 else '')
     problem = f'{model_dir!r} holds a run with a different gin config:\n{shown}'
+    remedies = (f'to resume that run, pass its own config (--gin_file '
+                f'{os.path.join(model_dir, gin_config.CONFIG_FILENAME)}, plus a '
+                f"--gin_param 'training.num_steps = ...' if you want more steps); to start "
+                'another run, use another --model_dir')
   if not overwrite:
-    raise ValueError(f'{problem}\nRefusing to mix runs: use another --model_dir, or pass '
-                     '--overwrite to delete that run and start over.')
+    raise ValueError(f'{problem}\nRefusing to mix runs: {remedies}; or pass --overwrite to '
+                     'delete that run (its checkpoints, configs and logs) and start over.')
   logging.warning('%s\n--overwrite: deleting the old run in %s', problem, model_dir)
-  _wipe_run(model_dir)
+  deleted = _wipe_run(model_dir)
+  logging.info('deleted %d file(s) of the old run: %s', len(deleted), ', '.join(deleted))
+  left = checkpoints_lib.list_checkpoints(model_dir)
+  if left:
+    raise ValueError(f'--overwrite: {model_dir} still holds checkpoints that no run recorded '
+                     f'({", ".join(os.path.basename(p) for p in left[:3])}): not deleting '
+                     'files this tool did not write; use another --model_dir')
   return False
 
 
 def initialize_from(network: keras.Model, source: str) -> str:
-  """Loads network weights from the latest checkpoint of `source` (a model dir or a checkpoint).
+  """Loads network weights from the latest intact checkpoint of `source` (a model dir or a
+  checkpoint prefix).
 
   Only the network is restored (the optimizer and step start fresh: fine
   tuning). Raises ValueError when nothing is found or the architectures differ.
   """
-  path = source
-  if tf.io.gfile.isdir(source):
-    path = tf.train.latest_checkpoint(source)
-    if path is None:
-      raise ValueError(f'--init_from {source!r} holds no checkpoint')
-  elif not tf.io.gfile.exists(path + '.index'):
-    raise ValueError(f'--init_from {source!r} is neither a model dir nor a checkpoint prefix')
-  try:
-    status = tf.train.Checkpoint(network=network).restore(path)
-    # The optimizer and step in the checkpoint are deliberately left out.
-    status.expect_partial()
-    status.assert_existing_objects_matched()
-  except (AssertionError, ValueError) as e:
-    raise ValueError(f'--init_from {path!r} does not match this network (was it trained with '
-                     f'another model config?): {e}') from e
+  path = checkpoints_lib.resolve(source, what='--init_from')
+  # The optimizer and step in the checkpoint are deliberately left out.
+  checkpoints_lib.restore(tf.train.Checkpoint(network=network), path, partial=True,
+                          mismatch=f'--init_from {path} does not match this network (was it '
+                          'trained with another model config?)')
   return path
 
 
@@ -230,6 +357,38 @@ def _barrier(strategy: tf.distribute.Strategy) -> None:
   barrier()
 
 
+def _write_run_config(model_dir: str) -> None:
+  record_files(model_dir, [gin_config.CONFIG_FILENAME, gin_config.OPERATIVE_CONFIG_FILENAME])
+  gin_config.write_config(model_dir)
+
+
+def find_resume_checkpoint(model_dir: str, repair: bool = True) -> Optional[str]:
+  """The newest intact checkpoint of `model_dir`, or None when it holds none.
+
+  A missing `checkpoint` state file, or a latest checkpoint that is damaged,
+  does not restart the run: the `ckpt-*` files are listed and the newest one
+  that reads back completely is taken (with a warning naming what was
+  skipped), and with `repair` the state file is rewritten to list it. When
+  checkpoints exist but none is intact, a ValueError names them rather than
+  training from step 0 over them.
+  """
+  if not checkpoints_lib.list_checkpoints(model_dir) and tf.train.latest_checkpoint(
+      model_dir) is None:
+    return None
+  found, skipped = checkpoints_lib.find_in_folder(model_dir)
+  if found is None:
+    raise checkpoints_lib.CheckpointError(
+        f'--model_dir {model_dir} holds checkpoints but none is intact: ' + '; '.join(skipped)
+        + '. Refusing to train over them from step 0: move them away, or use another '
+        '--model_dir')
+  if skipped:
+    logging.warning('%s; resuming from %s, the newest intact checkpoint', '; '.join(skipped),
+                    found)
+  if repair and (skipped or tf.train.latest_checkpoint(model_dir) != found):
+    checkpoints_lib.repair_state(model_dir, found)
+  return found
+
+
 # ------------------------------------------------------------------- training
 
 @gin.configurable('training', denylist=['model_dir', 'strategy'])
@@ -301,8 +460,9 @@ def train(model_dir: str,
                keras.mixed_precision.global_policy().name)
 
   resumable = prepare_model_dir(model_dir, overwrite) if chief else False
-  if chief:
-    gin_config.write_config(model_dir)
+  # config.gin is written once the first step has run: a run that fails to
+  # start (a bad data path, a bad binding) leaves no config that a corrected
+  # command would be refused against.
 
   with strategy.scope():
     network = network_fn()
@@ -329,10 +489,11 @@ def train(model_dir: str,
     # into a scratch folder that they delete.
     worker_dir = tempfile.mkdtemp(prefix='mixit_worker_')
     manager_dir = worker_dir
+  latest = find_resume_checkpoint(model_dir, repair=chief)
   manager = tf.train.CheckpointManager(checkpoint, manager_dir, max_to_keep=max_to_keep)
-  latest = tf.train.latest_checkpoint(model_dir)
   if latest:
-    checkpoint.restore(latest).assert_existing_objects_matched()
+    checkpoints_lib.restore(checkpoint, latest, partial=False,
+                            mismatch=f'checkpoint {latest} does not match this network')
     logging.info('resumed from %s at step %d (learning rate %.3g)', latest, int(step.numpy()),
                  trainer_lib.current_learning_rate(optimizer))
   elif resumable:
@@ -375,6 +536,7 @@ def train(model_dir: str,
   if chief:
     train_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'train'))
     eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'eval'))
+    record_files(model_dir, _event_files(model_dir))
   else:
     train_writer = eval_writer = tf.summary.create_noop_writer()
 
@@ -404,10 +566,14 @@ def train(model_dir: str,
   current = int(step.numpy())
   if current >= num_steps:
     logging.info('step %d >= num_steps %d: nothing to train', current, num_steps)
+  config_written = current > 0 and gin_config.read_config(model_dir) is not None
   while current < num_steps:
     tensors = train_step(train_iterator)
     logs = {k: float(v) for k, v in tensors.items()}
     current = int(step.numpy())
+    if chief and not config_written:
+      _write_run_config(model_dir)
+      config_written = True
     if logs['finite'] < 1.0:
       message = nonfinite_message(current, logs)
       if nonfinite_mode == 'stop':
@@ -428,11 +594,15 @@ def train(model_dir: str,
     if current % checkpoint_every == 0 or current == num_steps:
       path = manager.save(checkpoint_number=current)
       if chief:
-        gin_config.write_config(model_dir)
+        record_files(model_dir, _checkpoint_files(model_dir, path)
+                     + [checkpoints_lib.STATE_FILENAME])
+        _write_run_config(model_dir)
         logging.info('saved %s', path)
     if eval_every and (current % eval_every == 0 or current == num_steps):
       results = evaluate(current)
   train_writer.flush()
+  if chief:
+    record_files(model_dir, _event_files(model_dir))
   if worker_dir is not None:
     shutil.rmtree(worker_dir, ignore_errors=True)
   out = dict(logs)
