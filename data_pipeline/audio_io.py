@@ -153,6 +153,91 @@ def check_wav_complete(f, size: int, path: str) -> None:
   raise AudioDecodeError(f'{path}: corrupt WAV file (no data chunk)')
 
 
+# WAVE_FORMAT_PCM, and the PCM sub-format GUID's first two bytes in a
+# WAVE_FORMAT_EXTENSIBLE (0xFFFE) fmt chunk.
+_WAVE_FORMAT_PCM = 1
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+_STREAMED_SIZES = (0, 0xFFFFFFFF)
+
+
+def wav_layout(data: bytes, path: str) -> dict:
+  """The fmt and data chunks of a RIFF/WAVE file, wherever they are.
+
+  Returns:
+    {'format': 1 for PCM (also for WAVE_FORMAT_EXTENSIBLE with the PCM
+     sub-format) or the format tag, 'channels', 'rate', 'bits', 'data_offset',
+     'data_size' (bytes of samples present), 'streamed' (the data chunk
+     declares size 0 or 0xFFFFFFFF, as a writer that never went back to fill
+     it in leaves it: the samples run to the end of the file)}.
+
+  Raises:
+    AudioDecodeError: not a WAV file, no fmt or data chunk, or a data chunk
+      cut short.
+  """
+  if len(data) < 12 or data[:4] != b'RIFF' or data[8:12] != b'WAVE':
+    raise AudioDecodeError(f'{path}: not a RIFF/WAVE file')
+  layout = {}
+  offset = 12
+  while offset + 8 <= len(data):
+    chunk_id = data[offset:offset + 4]
+    (size,) = struct.unpack('<I', data[offset + 4:offset + 8])
+    body = offset + 8
+    if chunk_id == b'fmt ':
+      if size < 16 or body + 16 > len(data):
+        raise AudioDecodeError(f'{path}: corrupt WAV file (fmt chunk of {size} bytes)')
+      tag, channels, rate, _, block_align, bits = struct.unpack('<HHIIHH',
+                                                                data[body:body + 16])
+      if tag == _WAVE_FORMAT_EXTENSIBLE and size >= 40 and body + 26 <= len(data):
+        (tag,) = struct.unpack('<H', data[body + 24:body + 26])
+      layout.update(format=tag, channels=channels, rate=rate, bits=bits,
+                    block_align=block_align)
+    elif chunk_id == b'data':
+      streamed = size in _STREAMED_SIZES
+      present = len(data) - body
+      if not streamed and size > present:
+        raise AudioDecodeError(f'{path}: truncated WAV file (data chunk declares {size} '
+                               f'bytes, {present} present)')
+      layout.update(data_offset=body, data_size=present if streamed else size,
+                    streamed=streamed)
+      if streamed:
+        break  # the samples run to the end of the file
+    if 'format' in layout and 'data_offset' in layout:
+      break
+    offset = body + size + (size & 1)
+  if 'format' not in layout:
+    raise AudioDecodeError(f'{path}: corrupt WAV file (no fmt chunk before the samples)')
+  if 'data_offset' not in layout:
+    raise AudioDecodeError(f'{path}: corrupt WAV file (no data chunk)')
+  return layout
+
+
+def decode_pcm16_wav(data: bytes, path: str) -> Tuple[np.ndarray, int]:
+  """Decodes a 16-bit PCM WAV of any chunk layout to (float32 [time, channels], rate).
+
+  Reads what `tf.audio.decode_wav` refuses: WAVE_FORMAT_EXTENSIBLE headers,
+  chunks (LIST, fact, ...) before `fmt `, and streamed files whose data chunk
+  size is 0 or 0xFFFFFFFF. Samples scale as `int16 / 32768`, as there.
+
+  Raises:
+    AudioDecodeError: naming the file: not 16-bit PCM, no samples, corrupt.
+  """
+  layout = wav_layout(data, path)
+  if layout['format'] != _WAVE_FORMAT_PCM or layout['bits'] != 16:
+    raise AudioDecodeError(f'{path}: needs 16-bit PCM WAV, got format tag '
+                           f'{layout["format"]:#x} with {layout["bits"]} bits per sample')
+  channels = layout['channels']
+  if channels < 1:
+    raise AudioDecodeError(f'{path}: corrupt WAV file ({channels} channels)')
+  frame_bytes = 2 * channels
+  frames = layout['data_size'] // frame_bytes
+  if frames == 0:
+    raise AudioDecodeError(f'{path}: WAV file holds no samples')
+  start = layout['data_offset']
+  samples = np.frombuffer(data, '<i2', count=frames * channels, offset=start)
+  waveform = samples.reshape(frames, channels).astype(np.float32) / _PCM16_SCALE
+  return waveform, int(layout['rate'])
+
+
 def _decode_soundfile(data: bytes, path: str) -> Tuple[np.ndarray, int]:
   try:
     with soundfile.SoundFile(io.BytesIO(data)) as f:
@@ -207,9 +292,17 @@ def decode_audio_bytes(data: bytes, path: str = '<bytes>') -> Tuple[np.ndarray, 
   """
   if not data:
     raise AudioDecodeError(f'{path}: empty file (0 bytes)')
+  waveform = None
   if _sniff_format(data) == 'wav':
     check_wav_complete(io.BytesIO(data), len(data), path)
-  if backend_name() == 'tfio':
+    if data[:4] == b'RIFF':
+      layout = wav_layout(data, path)
+      if layout['streamed'] and layout['format'] == _WAVE_FORMAT_PCM and layout['bits'] == 16:
+        # libsndfile reads a streamed data chunk as empty.
+        waveform, rate = decode_pcm16_wav(data, path)
+  if waveform is not None:
+    pass
+  elif backend_name() == 'tfio':
     waveform, rate = _decode_tfio(data, path)
   else:
     waveform, rate = _decode_soundfile(data, path)

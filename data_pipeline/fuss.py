@@ -34,8 +34,11 @@ import dataclasses
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
+
+from data_pipeline import audio_io
 
 MAX_SOURCES = 4
 LABELS_SUFFIX = '.labels.tsv'
@@ -74,8 +77,13 @@ def _join(root: str, path: str) -> str:
 def _read_lines(path: str) -> List[str]:
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'example list not found: {path}')
-  with tf.io.gfile.GFile(path, 'r') as f:
-    return f.read().splitlines()
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    raw = f.read()
+  try:
+    # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first path.
+    return raw.decode('utf-8-sig').splitlines()
+  except UnicodeDecodeError as e:
+    raise ValueError(f'{path}: not a UTF-8 text file ({e})') from e
 
 
 def labels_path_for(list_path: str) -> str:
@@ -87,7 +95,8 @@ def labels_path_for(list_path: str) -> str:
 def read_example_list(path: str,
                       max_sources: int = MAX_SOURCES,
                       check_files: bool = True,
-                      labels_path: Optional[str] = None) -> List[FussExample]:
+                      labels_path: Optional[str] = None,
+                      duplicates: str = 'warn') -> List[FussExample]:
   """Parses a FUSS example list.
 
   Args:
@@ -96,6 +105,9 @@ def read_example_list(path: str,
     check_files: check that every listed file exists (one stat per file).
     labels_path: a labels sidecar to attach (see the module docstring); None
       reads none.
+    duplicates: what a line repeating an earlier line's mixture does: 'warn'
+      (logged, naming both lines; the example is kept twice) or 'error'
+      (a ValueError: the evaluator would score it twice).
 
   Returns:
     The examples in list order.
@@ -107,8 +119,11 @@ def read_example_list(path: str,
       1 + max_sources fields, or an empty field; the message names file:line.
   """
   path = os.fspath(path)
+  if duplicates not in ('warn', 'error'):
+    raise ValueError(f"duplicates must be 'warn' or 'error', got {duplicates!r}")
   root = os.path.dirname(path)
   examples = []
+  seen = {}
   for line_number, line in enumerate(_read_lines(path), start=1):
     if not line.strip():
       continue
@@ -124,6 +139,13 @@ def read_example_list(path: str,
       for file_path in resolved:
         if not tf.io.gfile.exists(file_path):
           raise FileNotFoundError(f'{path}:{line_number}: listed file not found: {file_path}')
+    first = seen.setdefault(os.path.normpath(resolved[0]), line_number)
+    if first != line_number:
+      message = (f'{path}:{line_number}: duplicate of line {first} (mixture '
+                 f'{fields[0].strip()})')
+      if duplicates == 'error':
+        raise ValueError(f'{message}: each example may be listed once')
+      logging.warning('%s: the example is used twice', message)
     examples.append(FussExample(mixture_path=resolved[0], source_paths=tuple(resolved[1:]),
                                 line_number=line_number))
   if not examples:
@@ -223,6 +245,11 @@ def _le_uint(contents: tf.Tensor, offset: int, num_bytes: int) -> tf.Tensor:
   return halves[0] + halves[1] * 65536
 
 
+def _decode_wav_fallback(contents: bytes, path: bytes) -> Tuple[np.ndarray, np.int32]:
+  waveform, rate = audio_io.decode_pcm16_wav(contents, path.decode('utf-8', 'replace'))
+  return waveform, np.int32(rate)
+
+
 def decode_wav_checked(path: tf.Tensor, sample_rate: int) -> tf.Tensor:
   """Reads and decodes a 16-bit PCM WAV file in-graph to mono float32 [time].
 
@@ -231,19 +258,27 @@ def decode_wav_checked(path: tf.Tensor, sample_rate: int) -> tf.Tensor:
   PCM 16-bit when the fmt chunk sits at its usual offset, the sample rate, and
   a non-empty data chunk. A missing file fails in `tf.io.read_file`, whose
   error names the path.
+
+  The canonical layout (`fmt ` of 16 or 18 bytes, format 1, then `data` of a
+  known size) is decoded by `tf.audio.decode_wav`. Valid 16-bit files it
+  rejects (WAVE_FORMAT_EXTENSIBLE, a LIST or other chunk before `fmt `, a
+  streamed data chunk of size 0) are decoded by `audio_io.decode_pcm16_wav`
+  instead, whose errors name the file too.
   """
   contents = tf.io.read_file(path)
   size = tf.strings.length(contents, unit='BYTE')
   # Padding keeps the fixed-offset header reads in range for tiny files.
-  padded = tf.strings.join([contents, tf.constant(b'\0' * 44)])
+  padded = tf.strings.join([contents, tf.constant(b'\0' * 64)])
   is_wav = tf.logical_and(
       size >= 44,
       tf.logical_and(tf.equal(tf.strings.substr(padded, 0, 4), b'RIFF'),
                      tf.equal(tf.strings.substr(padded, 8, 4), b'WAVE')))
   checks = [tf.debugging.Assert(is_wav, ['not a RIFF/WAVE file:', path])]
   riff_size = _le_uint(padded, 4, 4)
+  streamed_riff = tf.logical_or(tf.equal(riff_size, 0), tf.equal(riff_size, 0xFFFFFFFF))
   checks.append(tf.debugging.Assert(
-      tf.logical_or(tf.logical_not(is_wav), riff_size + 8 <= tf.cast(size, tf.int64)),
+      tf.logical_or(tf.logical_or(tf.logical_not(is_wav), streamed_riff),
+                    riff_size + 8 <= tf.cast(size, tf.int64)),
       ['truncated WAV file (RIFF header declares', riff_size + 8, 'bytes, file has', size,
        'bytes):', path]))
   has_fmt = tf.logical_and(is_wav, tf.equal(tf.strings.substr(padded, 12, 4), b'fmt '))
@@ -256,13 +291,32 @@ def decode_wav_checked(path: tf.Tensor, sample_rate: int) -> tf.Tensor:
                                                  tf.equal(format_tag, 0xFFFE)))),
       ['the in-graph WAV reader needs 16-bit PCM; format tag', format_tag, 'bits', bits,
        'in', path]))
-  with tf.control_dependencies(checks):
+  fmt_size = _le_uint(padded, 16, 4)
+  data_at = tf.cast(tf.minimum(20 + fmt_size, tf.cast(size, tf.int64)), tf.int32)
+  data_size = _le_uint(tf.strings.substr(padded, data_at + 4, 4), 0, 4)
+  canonical = tf.logical_and(
+      tf.logical_and(has_fmt, tf.equal(format_tag, 1)),
+      tf.logical_and(tf.logical_or(tf.equal(fmt_size, 16), tf.equal(fmt_size, 18)),
+                     tf.logical_and(tf.equal(tf.strings.substr(padded, data_at, 4), b'data'),
+                                    tf.logical_and(data_size > 0,
+                                                   data_size < 0xFFFFFFFF))))
+
+  def in_graph():
     decoded = tf.audio.decode_wav(contents)
-  audio = decoded.audio
+    return decoded.audio, decoded.sample_rate
+
+  def fallback():
+    audio, rate = tf.numpy_function(_decode_wav_fallback, [contents, path],
+                                    [tf.float32, tf.int32], stateful=False)
+    audio.set_shape([None, None])
+    rate.set_shape([])
+    return audio, rate
+
+  with tf.control_dependencies(checks):
+    audio, rate = tf.cond(canonical, in_graph, fallback)
   checks = [
-      tf.debugging.Assert(tf.equal(decoded.sample_rate, sample_rate),
-                          ['expected sample rate', sample_rate, 'got', decoded.sample_rate,
-                           'in', path]),
+      tf.debugging.Assert(tf.equal(rate, sample_rate),
+                          ['expected sample rate', sample_rate, 'got', rate, 'in', path]),
       tf.debugging.Assert(tf.shape(audio)[0] > 0, ['WAV file holds no samples:', path]),
   ]
   with tf.control_dependencies(checks):

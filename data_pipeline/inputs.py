@@ -209,7 +209,7 @@ def train_input_fn(input_context: Optional[tf.distribute.InputContext] = None,
           wild_source, sample_rate=sample_rate, clip_seconds=clip_seconds,
           random_crop=random_crop, labels_csv=wild_labels_csv if labels else None,
           class_names=wild_classes, skip_bad=skip_bad, shuffle=True, repeat=True,
-          seed=mom_seed,
+          seed=mom_seed, min_files=num_mixtures,
           num_shards=1 if input_context is None else input_context.num_input_pipelines,
           shard_index=0 if input_context is None else input_context.input_pipeline_id)
     moms = mom.mixtures_of_mixtures(stream, num_mixtures=num_mixtures,

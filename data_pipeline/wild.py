@@ -47,6 +47,16 @@ def _is_absolute(path: str) -> bool:
   return os.path.isabs(path) or '://' in path
 
 
+def _read_text(path: str) -> str:
+  """A UTF-8 text file, without the byte-order mark some editors put first."""
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    raw = f.read()
+  try:
+    return raw.decode('utf-8-sig')
+  except UnicodeDecodeError as e:
+    raise ValueError(f'{path}: not a UTF-8 text file ({e})') from e
+
+
 def list_audio_files(source: str) -> List[str]:
   """The audio files of a folder (recursive, sorted) or of a list file."""
   source = os.fspath(source)
@@ -62,15 +72,14 @@ def list_audio_files(source: str) -> List[str]:
     return sorted(files)
   root = os.path.dirname(source)
   files = []
-  with tf.io.gfile.GFile(source, 'r') as f:
-    for line_number, line in enumerate(f.read().splitlines(), start=1):
-      line = line.strip()
-      if not line or line.startswith('#'):
-        continue
-      path = line if _is_absolute(line) else os.path.join(root, line)
-      if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f'{source}:{line_number}: listed file not found: {path}')
-      files.append(path)
+  for line_number, line in enumerate(_read_text(source).splitlines(), start=1):
+    line = line.strip()
+    if not line or line.startswith('#'):
+      continue
+    path = line if _is_absolute(line) else os.path.join(root, line)
+    if not tf.io.gfile.exists(path):
+      raise FileNotFoundError(f'{source}:{line_number}: listed file not found: {path}')
+    files.append(path)
   if not files:
     raise ValueError(f'{source}: file list is empty')
   return files
@@ -83,8 +92,7 @@ def read_clip_labels(csv_path: str, files: Sequence[str],
   csv_path = os.fspath(csv_path)
   if not tf.io.gfile.exists(csv_path):
     raise FileNotFoundError(f'clip labels CSV not found: {csv_path}')
-  with tf.io.gfile.GFile(csv_path, 'r') as f:
-    rows = list(csv.reader(io.StringIO(f.read())))
+  rows = list(csv.reader(io.StringIO(_read_text(csv_path))))
   if not rows or [c.strip() for c in rows[0][:2]] != ['path', 'labels']:
     raise ValueError(f'{csv_path}:1: header must be "path,labels", got {rows[:1]}')
   root = os.path.dirname(csv_path)
@@ -159,7 +167,8 @@ def wild_dataset(source: str,
                  num_shards: int = 1,
                  shard_index: int = 0,
                  num_parallel_calls: int = tf.data.AUTOTUNE,
-                 skip_counter: Optional[SkipCounter] = None
+                 skip_counter: Optional[SkipCounter] = None,
+                 min_files: int = 1
                  ) -> Tuple[tf.data.Dataset, Optional[List[str]]]:
   """A tf.data pipeline of in-the-wild clips.
 
@@ -172,6 +181,8 @@ def wild_dataset(source: str,
     shuffle, repeat, seed: file-order shuffling, infinite repetition, seed.
     num_shards, shard_index: keep every num_shards-th file (input pipelines).
     skip_counter: where skips are counted (a new one by default).
+    min_files: fewest files (per input pipeline) to accept: a MoM of N
+      mixtures needs N distinct files, or it mixes a file with itself.
 
   Returns:
     (dataset of {'mixture': [T]} (+ 'labels': [C]), class names or None).
@@ -187,6 +198,11 @@ def wild_dataset(source: str,
                        'pipelines')
     files = files[shard_index::num_shards]
     labels = None if labels is None else labels[shard_index::num_shards]
+  if len(files) < min_files:
+    per = f' per input pipeline ({num_shards} pipelines)' if num_shards > 1 else ''
+    raise ValueError(f'{source}: {len(files)} audio file(s){per}, but each mixture of '
+                     f'mixtures needs {min_files} distinct files (train_data.num_mixtures = '
+                     f'{min_files}): with fewer, a file would be mixed with itself')
   clip_length = int(round(clip_seconds * sample_rate))
   if clip_length <= 0:
     raise ValueError(f'clip_seconds must be positive, got {clip_seconds}')

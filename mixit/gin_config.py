@@ -6,6 +6,7 @@ done here with `tf.io.gfile` (model dirs may live on gs://).
 import logging
 import os
 import pathlib
+import typing
 from typing import Iterable, Optional, Sequence
 
 import gin
@@ -166,3 +167,75 @@ def parse_model_dir(model_dir: str, gin_params: Iterable[str] = ()) -> None:
   if not tf.io.gfile.exists(path):
     raise ValueError(f'{model_dir!r} holds no {CONFIG_FILENAME}: not a mixit model dir')
   parse([path], gin_params)
+
+
+def _resolve_macro(value, chain=()):
+  """(value, [macro names it went through]) for `%macro` references."""
+  while (isinstance(value, gin_lib_config.ConfigurableReference)
+         and value.configurable.name == 'macro' and not value.evaluate):
+    name = value.scoped_selector.rsplit('/', 1)[0]
+    chain = chain + (name,)
+    try:
+      value = gin.query_parameter(f'%{name}')
+    except ValueError:
+      return value, chain
+  return value, chain
+
+
+def _type_problem(value, annotation) -> Optional[str]:
+  """Why `value` cannot be a `annotation` (int, float, bool, str or Optional of them)."""
+  origin = typing.get_origin(annotation)
+  if origin is typing.Union:
+    options = typing.get_args(annotation)
+    if type(None) in options and value is None:
+      return None
+    problems = [_type_problem(value, option) for option in options if option is not type(None)]
+    if any(problem is None for problem in problems):
+      return None
+    names = ' or '.join(getattr(o, '__name__', str(o)) for o in options)
+    return f'expected {names}, got {type(value).__name__}'
+  if annotation is bool:
+    ok = isinstance(value, bool)
+  elif annotation is int:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+  elif annotation is float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  elif annotation is str:
+    ok = isinstance(value, str)
+  else:
+    return None  # containers, callables, models: left to the code that uses them
+  return None if ok else f'expected {annotation.__name__}, got {type(value).__name__}'
+
+
+def check_binding_types(module_prefixes: Sequence[str] = ('mixit.', 'data_pipeline.')) -> None:
+  """Raises a ValueError naming every binding whose value has the wrong type.
+
+  Checked against the type annotations of this package's configurables (int,
+  float, bool, str and their Optional forms), so `batch_size = 'x'` is
+  reported as `train_data.batch_size = 'x' (macro batch_size): expected int,
+  got str` before anything runs, instead of a TypeError deep in the pipeline.
+  """
+  problems = []
+  for (scope, selector), values in list(gin_lib_config._CONFIG.items()):  # pylint: disable=protected-access
+    if selector == 'gin.macro' or not selector.startswith(tuple(module_prefixes)):
+      continue
+    configurable = gin_lib_config._REGISTRY.get_match(selector)  # pylint: disable=protected-access
+    if configurable is None:
+      continue
+    try:
+      hints = typing.get_type_hints(configurable.wrapped)
+    except Exception:  # pylint: disable=broad-except
+      continue
+    for parameter, raw in values.items():
+      if parameter not in hints:
+        continue
+      value, chain = _resolve_macro(raw)
+      if isinstance(value, gin_lib_config.ConfigurableReference):
+        continue
+      problem = _type_problem(value, hints[parameter])
+      if problem:
+        name = f'{scope + "/" if scope else ""}{configurable.name}.{parameter}'
+        via = f' (macro {" -> ".join(chain)})' if chain else ''
+        problems.append(f'{name} = {value!r}{via}: {problem}')
+  if problems:
+    raise ValueError('bad gin binding(s): ' + '; '.join(problems))
