@@ -10,13 +10,18 @@ under the output dir. Files are read in blocks and the sources written as they
 are finished (see `mixit.separator`), so memory stays bounded for recordings of
 any length. Outputs are written to hidden `.partial` files and renamed at the
 end, so a failure never leaves a half-written source behind.
+
+The outputs written are listed in `.mixit_separate.json` in their folder (see
+`OutputRecord`): only those files are ever replaced or removed (`--overwrite`
+also removes an input's earlier outputs that are not written again), and an
+existing file that the record does not list is never overwritten.
 """
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
-import re
 import sys
 import time
 from typing import List, Optional, Sequence, Tuple, Union
@@ -94,20 +99,111 @@ def find_inputs(input_path: str) -> List[Tuple[str, str]]:
   return found
 
 
-def _exclude_own_outputs(inputs: List[Tuple[str, str]],
-                         output_dir: str) -> List[Tuple[str, str]]:
-  """Drops earlier outputs from the inputs when the output dir lies in the input folder,
-  so that a rerun does not separate its own sources."""
-  root = os.path.realpath(output_dir)
-  kept = []
-  for path, stem in inputs:
-    inside = os.path.realpath(path).startswith(root + os.sep)
-    if inside and re.fullmatch(r'.*_source\d+\.wav', os.path.basename(path)):
-      continue
-    kept.append((path, stem))
+RECORD_FILENAME = '.mixit_separate.json'
+RECORD_FORMAT = 'mixit-separate-record'
+
+
+class OutputRecord:
+  """What this tool wrote into one folder: `<folder>/.mixit_separate.json`.
+
+  `{"format": ..., "inputs": {"<name>": {"input": path, "num_sources": M,
+  "outputs": ["<name>_source0.wav", ...], "dropped": [i, ...]}}}`, file names
+  in that folder (each folder of outputs, subfolders included, has its own
+  record, so a later run on a subfolder finds it). Only files listed here are
+  ever replaced or removed, and only they are told apart from inputs when the
+  output dir lies in the input folder: a user's own `bird_source1.wav` is an
+  input like any other, and never overwritten. `mixit-evaluate
+  --separated_dir` reads the record to know how many outputs each example has.
+  """
+
+  def __init__(self, output_dir: str):
+    self.output_dir = os.fspath(output_dir)
+    self.path = os.path.join(self.output_dir, RECORD_FILENAME)
+    self.inputs = {}
+    if os.path.exists(self.path):
+      try:
+        with open(self.path) as f:
+          data = json.load(f)
+        if data.get('format') != RECORD_FORMAT:
+          raise ValueError(f'format {data.get("format")!r}')
+        self.inputs = dict(data['inputs'])
+      except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f'{self.path}: not a mixit-separate record ({e}); move it away') from e
+
+  def _relative(self, path: str) -> str:
+    return os.path.relpath(os.path.realpath(path), os.path.realpath(self.output_dir))
+
+  def owns(self, path: str) -> bool:
+    relative = self._relative(path)
+    return any(relative in entry['outputs'] for entry in self.inputs.values())
+
+  def outputs_of(self, stem: str) -> List[str]:
+    entry = self.inputs.get(stem)
+    return [os.path.join(self.output_dir, p) for p in entry['outputs']] if entry else []
+
+  def set(self, stem: str, input_path: str, num_sources: int, outputs: Sequence[str],
+          dropped: Sequence[int]) -> None:
+    self.inputs[stem] = {
+        'input': os.path.abspath(input_path) if '://' not in input_path else input_path,
+        'num_sources': int(num_sources),
+        'outputs': sorted(set(self._relative(p) for p in outputs)),
+        'dropped': [int(i) for i in dropped],
+    }
+    self.save()
+
+  def entry(self, name: str) -> Optional[dict]:
+    return self.inputs.get(name)
+
+  def save(self) -> None:
+    os.makedirs(self.output_dir, exist_ok=True)
+    temporary = f'{self.path}.tmp-{os.getpid()}'
+    with open(temporary, 'w') as f:
+      json.dump({'format': RECORD_FORMAT, 'inputs': self.inputs}, f, indent=1, sort_keys=True)
+    os.replace(temporary, self.path)
+
+
+class Records:
+  """The `OutputRecord` of each output folder, read once."""
+
+  def __init__(self):
+    self._by_folder = {}
+
+  def folder(self, folder: str) -> OutputRecord:
+    key = os.path.realpath(folder)
+    if key not in self._by_folder:
+      self._by_folder[key] = OutputRecord(folder)
+    return self._by_folder[key]
+
+  def owns(self, path: str) -> bool:
+    return self.folder(os.path.dirname(path) or '.').owns(path)
+
+
+def _exclude_own_outputs(inputs: List[Tuple[str, str]], output_dir: str,
+                         record: Records) -> List[Tuple[str, str]]:
+  """Drops this tool's earlier outputs (as recorded) from the inputs when the output dir
+  lies in the input folder, so that a rerun does not separate its own sources; every
+  other file, whatever its name, stays an input."""
+  kept = [(path, stem) for path, stem in inputs if not record.owns(path)]
   if inputs and not kept:
     raise ValueError(f'all inputs are outputs of an earlier separation in {output_dir}')
   return kept
+
+
+def _collisions(paths: Sequence[str], records: Records, input_path: str,
+                overwrite: bool) -> None:
+  """Raises FileExistsError for an output path that exists: always for a file this tool
+  did not write, and without `overwrite` for its own."""
+  existing = [p for p in paths if os.path.exists(p)]
+  foreign = [p for p in existing if not records.owns(p)]
+  if foreign:
+    raise FileExistsError(
+        f'{input_path}: output {foreign[0]} exists and was not written by mixit-separate '
+        f'(its folder\'s {RECORD_FILENAME} does not list it); it is never overwritten: '
+        'separate into another --output_dir, or move that file')
+  if existing and not overwrite:
+    raise FileExistsError(f'{input_path}: outputs exist ({existing[0]}' +
+                          (f' and {len(existing) - 1} more' if len(existing) > 1 else '') +
+                          '); pass --overwrite to replace them')
 
 
 def output_paths(output_dir: str, stem: str, num_sources: int) -> List[str]:
@@ -245,7 +341,8 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
                   overlap_seconds: Optional[float] = None, drop_silent: bool = False,
                   silence_db: float = DEFAULT_SILENCE_DB, overwrite: bool = False,
                   subtype: str = 'FLOAT', progress: Optional[Progress] = None,
-                  block_seconds: float = _BLOCK_SECONDS) -> FileResult:
+                  block_seconds: float = _BLOCK_SECONDS,
+                  records: Optional[Records] = None) -> FileResult:
   """Separates one file into `output_dir/<stem>_source{i}.wav`.
 
   Args:
@@ -256,9 +353,13 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
     output_sample_rate: rate of the outputs; default the input's.
     max_chunk_seconds, overlap_seconds: windowing (defaults from `separator`).
     drop_silent: do not keep sources whose power is `silence_db` below the mixture's.
-    overwrite: replace existing outputs (else FileExistsError).
+    overwrite: replace this tool's earlier outputs of the input, and remove
+      those it does not write again (another M, dropped sources); else
+      FileExistsError. A file the record (`OutputRecord`) does not list is
+      never replaced: FileExistsError either way.
     subtype: 'FLOAT' (32-bit float WAV) or 'PCM_16'.
     progress: where to show progress.
+    records: the output folders' records (`Records`; read from disk by default).
 
   Raises:
     FileNotFoundError, FileExistsError, ValueError (naming the file): missing,
@@ -270,12 +371,9 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
     raise ValueError(f'output subtype must be one of {OUTPUT_SUBTYPES}, got {subtype!r}')
   if stem is None:
     stem = os.path.splitext(os.path.basename(input_path))[0]
+  records = records if records is not None else Records()
   paths = output_paths(output_dir, stem, separator.num_sources)
-  existing = [p for p in paths if os.path.exists(p)]
-  if existing and not overwrite:
-    raise FileExistsError(f'{input_path}: outputs exist ({existing[0]}' +
-                          (f' and {len(existing) - 1} more' if len(existing) > 1 else '') +
-                          '); pass --overwrite to replace them')
+  _collisions(paths, records, input_path, overwrite)
   with _open_input(input_path) as reader:
     rate, declared = int(reader.samplerate), int(reader.frames)
     if declared == 0:
@@ -327,11 +425,21 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
     if silent:
       dropped.append(i)
       os.remove(partial)
-      if os.path.exists(path):
-        os.remove(path)  # a stale output of an earlier run would look like this one's
     else:
       os.replace(partial, path)
       kept.append(path)
+  # Earlier outputs of this input that this run did not write again (another model's
+  # extra sources, sources now dropped as silent) would be read as this run's: remove
+  # them, they are this tool's own files.
+  record = records.folder(os.path.dirname(paths[0]) or '.')
+  name = os.path.basename(stem)
+  stale = [p for p in record.outputs_of(name) if p not in kept and os.path.exists(p)]
+  for path in stale:
+    os.remove(path)
+  if stale:
+    logging.info('%s: removed %d stale output(s) of an earlier separation: %s', input_path,
+                 len(stale), ', '.join(stale))
+  record.set(name, input_path, separator.num_sources, kept, dropped)
   return FileResult(input_path=input_path, output_paths=kept, dropped=dropped, seconds=seconds,
                     num_windows=stream.num_windows, source_power_db=relative_db)
 
@@ -348,19 +456,18 @@ def separate_files(separator: Union[str, separator_lib.Separator], input_path: s
   """
   if isinstance(separator, (str, os.PathLike)):
     separator = separator_lib.load_separator(separator)
-  inputs = _exclude_own_outputs(find_inputs(input_path), output_dir)
+  records = Records()
+  inputs = _exclude_own_outputs(find_inputs(input_path), output_dir, records)
   failed = []
   todo = []
   for path, stem in inputs:
-    existing = [p for p in output_paths(output_dir, stem, separator.num_sources)
-                if os.path.exists(p)]
-    if existing and not overwrite:
-      message = (f'{path}: outputs exist ({existing[0]}'
-                 + (f' and {len(existing) - 1} more' if len(existing) > 1 else '')
-                 + '); pass --overwrite to replace them')
+    try:
+      _collisions(output_paths(output_dir, stem, separator.num_sources), records, path,
+                  overwrite)
+    except FileExistsError as e:
       if not skip_bad:
-        raise FileExistsError(message)
-      failed.append((path, message))
+        raise
+      failed.append((path, str(e)))
     else:
       todo.append((path, stem))
   display = Progress(enabled=progress)
@@ -376,7 +483,7 @@ def separate_files(separator: Union[str, separator_lib.Separator], input_path: s
     started = time.monotonic()
     try:
       result = separate_file(separator, path, output_dir, stem, overwrite=overwrite,
-                             progress=display, **kwargs)
+                             progress=display, records=records, **kwargs)
     except Exception as e:  # pylint: disable=broad-except
       message = str(e) if path in str(e) else f'{path}: {e}'
       display.end_file(f'FAILED: {message}')

@@ -326,7 +326,8 @@ def test_drop_silent_and_overwrite(tmp_path):
   # With --overwrite --drop_silent the silent source goes, its stale file too.
   second = separate.separate_file(separator, path, str(out), overwrite=True, drop_silent=True)
   assert second.dropped == [2]
-  assert sorted(os.listdir(out)) == ['mix_source0.wav', 'mix_source1.wav']
+  assert sorted(os.listdir(out)) == ['.mixit_separate.json', 'mix_source0.wav',
+                                     'mix_source1.wav']
 
 
 def _corrupt_inputs(folder):
@@ -398,7 +399,8 @@ def test_outputs_inside_the_input_folder_are_not_separated_again(tmp_path):
   assert [r.input_path for r in first.succeeded] == [str(tmp_path / 'mix.wav')]
   second = separate.separate_files(separator, str(tmp_path), str(tmp_path), overwrite=True)
   assert [r.input_path for r in second.succeeded] == [str(tmp_path / 'mix.wav')]
-  assert sorted(os.listdir(tmp_path)) == ['mix.wav'] + [f'mix_source{i}.wav' for i in range(3)]
+  assert sorted(os.listdir(tmp_path)) == ['.mixit_separate.json', 'mix.wav'] + [
+      f'mix_source{i}.wav' for i in range(3)]
 
 
 def test_input_listing_errors(tmp_path):
