@@ -17,13 +17,19 @@ Command line (`mixit-evaluate` is the same program):
 
 With `--separated_dir`, the outputs of example `<dir>/exampleNNNNN.wav` are read from
 `<separated_dir>/exampleNNNNN_source{i}.wav`, i = 0, 1, ... (as `mixit-separate` writes
-them); a gap in the numbering (`mixit-separate --drop_silent`) reads as a silent output.
+them). The record `mixit-separate` keeps there (`.mixit_separate.json`) gives each
+example's output count and the outputs it dropped as silent (`--drop_silent`), which read
+as silent outputs; an output beyond the count, or one missing, is an error naming the
+example. Without a record every example must have as many outputs as the others.
 
 Outputs in `--output_dir`: `scores.csv`, `summary.json`, `summary.txt`, `msi_vs_1s.png`,
-`sisnri_per_count.png`, `separation_counts.png`, and `scores_<baseline>.csv` per baseline.
+`sisnri_per_count.png`, `separation_counts.png`, and `scores_<baseline>.csv` per baseline,
+listed in `.mixit_evaluate.json`. An earlier report there is refused unless `--overwrite`,
+which removes the files that report recorded (and nothing else) before writing the new one.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import re
@@ -144,32 +150,88 @@ class SavedModelSeparator:
     return separator_lib.serve(self._signature, np.asarray(mixtures, np.float32))
 
 
-def read_separated(separated_dir: str, example: LoadedExample) -> np.ndarray:
+# What `mixit-separate` writes beside its outputs (see `mixit.separate.OutputRecord`; read
+# here as plain JSON, so the evaluator needs nothing of the inference code).
+SEPARATE_RECORD = '.mixit_separate.json'
+_SEPARATE_RECORD_FORMAT = 'mixit-separate-record'
+_OUTPUT_NAME = re.compile(r'(.+)_source(\d+)\.wav$')
+
+
+def read_separate_record(separated_dir: str) -> dict:
+  """`{example name: {"num_sources": M, "dropped": [...], ...}}` from the folder's record, or
+  {} when there is none."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = os.path.join(separated_dir, SEPARATE_RECORD)
+  if not tf.io.gfile.exists(path):
+    return {}
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      data = json.load(f)
+    if data.get('format') != _SEPARATE_RECORD_FORMAT:
+      raise ValueError(f'format {data.get("format")!r}')
+    return dict(data['inputs'])
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
+    raise ValueError(f'{path}: not a mixit-separate record ({e})') from e
+
+
+def list_separated(separated_dir: str) -> dict:
+  """`{example name: {output index: path}}` for every `<name>_source<i>.wav` in the folder."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  found = {}
+  for name in tf.io.gfile.listdir(separated_dir):
+    match = _OUTPUT_NAME.fullmatch(name.rstrip('/'))
+    if match:
+      found.setdefault(match.group(1), {})[int(match.group(2))] = os.path.join(
+          separated_dir, name.rstrip('/'))
+  return found
+
+
+def read_separated(separated_dir: str, example: LoadedExample,
+                   outputs: Optional[dict] = None,
+                   num_outputs: Optional[int] = None,
+                   dropped: Sequence[int] = ()) -> np.ndarray:
   """Reads `<separated_dir>/<example>_source{i}.wav`, i = 0, 1, ... (as `mixit-separate`
   writes them).
 
-  A missing index below the largest one is read as a silent output: `mixit-separate
-  --drop_silent` leaves such gaps, and a silent output is never active, so it scores the
-  same as the file it replaces.
+  Args:
+    separated_dir: the folder of outputs.
+    example: the example whose outputs to read.
+    outputs: `{index: path}` of its files (default: listed from the folder).
+    num_outputs: how many outputs the example must have (the count `mixit-separate`
+      recorded, or the one the other examples have); None: the largest index + 1.
+    dropped: indices recorded as dropped silent (`mixit-separate --drop_silent`).
+
+  A missing index is read as a silent output when it was recorded as dropped, or, without a
+  count to check against, when it lies below the largest one: `--drop_silent` leaves such
+  gaps, and a silent output is never active, so it scores the same as the file it replaces.
 
   Returns:
-    `[outputs, time]` float32, outputs = largest index + 1.
+    `[outputs, time]` float32.
 
   Raises:
-    BadExampleError: no output file, an undecodable file, or a sample rate or length other
+    BadExampleError: no output file, an output beyond `num_outputs` (a stale file of another
+      separation) or missing from it, an undecodable file, or a sample rate or length other
       than the references'.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  pattern = re.compile(re.escape(example.name) + r'_source(\d+)\.wav$')
-  found = {}
-  for path in tf.io.gfile.glob(os.path.join(separated_dir, example.name + '_source*.wav')):
-    match = pattern.fullmatch(os.path.basename(path))
-    if match:
-      found[int(match.group(1))] = path
+  found = list_separated(separated_dir).get(example.name, {}) if outputs is None else outputs
   if not found:
     raise BadExampleError(f'{example.describe()}: no separated outputs '
                           f'{example.name}_source<i>.wav in {separated_dir}')
-  estimates = np.zeros((max(found) + 1, example.num_samples), np.float32)
+  if num_outputs is not None:
+    extra = sorted(index for index in found if index >= num_outputs)
+    if extra:
+      raise BadExampleError(
+          f'{example.describe()}: {found[extra[0]]} is beyond the {num_outputs} outputs '
+          f'expected ({len(extra)} such file(s)): outputs of another separation? Separate '
+          'again with --overwrite, or into an empty folder')
+    missing = [index for index in range(num_outputs)
+               if index not in found and index not in dropped]
+    if missing:
+      raise BadExampleError(
+          f'{example.describe()}: {example.name}_source{missing[0]}.wav is missing from '
+          f'{separated_dir} ({num_outputs} outputs expected, {len(found)} found)')
+  count = num_outputs if num_outputs is not None else max(found) + 1
+  estimates = np.zeros((count, example.num_samples), np.float32)
   for index, path in found.items():
     try:
       waveform, rate = audio_io.read_audio(path)
@@ -516,12 +578,40 @@ def evaluate_separated(separated_dir: str, examples, max_examples: Optional[int]
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if not tf.io.gfile.isdir(separated_dir):
     raise ValueError(f'--separated_dir {separated_dir}: not a directory')
+  examples = list(examples)
+  if max_examples is not None and max_examples >= 1:
+    examples = examples[:max_examples]
+  record = read_separate_record(separated_dir)
+  listed = list_separated(separated_dir)
+  # Without a record, every example must have as many outputs as the others: a folder holding
+  # the outputs of two models (M = 8, then M = 4 over it) or a lost last output would
+  # otherwise be scored without a word.
+  counts = {}
+  for example in examples:
+    name = (example.name if isinstance(example, LoadedExample)
+            else example_name(example.mixture_path))
+    if name not in record and listed.get(name):
+      counts[name] = max(listed[name]) + 1
+  common = collections.Counter(counts.values()).most_common(1)[0][0] if counts else None
 
   def estimates_for_batch(batch):
     out = []
     for example in batch:
+      entry = record.get(example.name)
       try:
-        out.append(read_separated(separated_dir, example))
+        if entry is not None:
+          estimates = read_separated(separated_dir, example, listed.get(example.name, {}),
+                                     int(entry['num_sources']), entry.get('dropped', ()))
+        else:
+          count = counts.get(example.name)
+          if count is not None and count != common:
+            raise BadExampleError(
+                f'{example.describe()}: {count} outputs (up to {example.name}_source'
+                f'{count - 1}.wav) but the other examples have {common}: outputs of two '
+                'separations in one folder, or a lost output? Separate again into an empty '
+                'folder')
+          estimates = read_separated(separated_dir, example, listed.get(example.name, {}))
+        out.append(estimates)
       except BadExampleError as e:
         out.append(e)
     return out
@@ -537,8 +627,65 @@ OUTPUT_FILES = ('scores.csv', 'summary.json', 'summary.txt', 'msi_vs_1s.png',
                 'sisnri_per_count.png', 'separation_counts.png')
 
 
+# Lists the files a report wrote, so that `--overwrite` removes those and nothing else.
+REPORT_RECORD = '.mixit_evaluate.json'
+
+
+def _report_names() -> List[str]:
+  return list(OUTPUT_FILES) + [f'scores_{name}.csv' for name in baselines_lib.NAMES]
+
+
+def check_output_dir(output_dir: str, overwrite: bool = False) -> List[str]:
+  """Checks that `output_dir` holds no earlier report, or, with `overwrite`, only one that
+  this evaluator wrote; returns the files of that report (to be removed).
+
+  Raises:
+    FileExistsError: a report is there and `overwrite` is off.
+    ValueError: with `overwrite`, a report file that no earlier run of the evaluator
+      recorded (it is never deleted).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not tf.io.gfile.exists(output_dir):
+    return []
+  if not tf.io.gfile.isdir(output_dir):
+    raise ValueError(f'--output_dir {output_dir} exists and is not a directory')
+  present = set(name.rstrip('/') for name in tf.io.gfile.listdir(output_dir))
+  report_files = sorted(present & set(_report_names()))
+  record_path = os.path.join(output_dir, REPORT_RECORD)
+  if not report_files and REPORT_RECORD not in present:
+    return []
+  if not overwrite:
+    shown = ', '.join(report_files[:4]) or REPORT_RECORD
+    raise FileExistsError(f'--output_dir {output_dir} already holds a report ({shown}); pass '
+                          '--overwrite to replace it, or use another --output_dir')
+  own = []
+  if REPORT_RECORD in present:
+    try:
+      with tf.io.gfile.GFile(record_path) as f:
+        own = [str(name) for name in json.load(f)['files']]
+    except (ValueError, KeyError, TypeError) as e:
+      raise ValueError(f'{record_path}: not a mixit-evaluate record ({e})') from e
+  else:
+    # A report written before the record existed: its files are ours if its summary is.
+    try:
+      with tf.io.gfile.GFile(os.path.join(output_dir, 'summary.json')) as f:
+        summary = json.load(f)
+      if isinstance(summary, dict) and {'msi', 'per_count', 'num_examples'} <= set(summary):
+        own = report_files
+    except (ValueError, tf.errors.OpError):
+      pass
+  foreign = [name for name in report_files if name not in own]
+  if foreign:
+    raise ValueError(f'--output_dir {output_dir}: {", ".join(foreign)} was not written by '
+                     'mixit-evaluate; refusing to replace it: use another --output_dir')
+  remove = [name for name in own if name in present and '/' not in name]
+  if REPORT_RECORD in present:
+    remove.append(REPORT_RECORD)
+  return remove
+
+
 def write_report(result: EvaluationResult, output_dir: str, label: Optional[str] = None,
-                 compare: Sequence[str] = ()) -> dict:
+                 compare: Sequence[str] = (), overwrite: bool = False) -> dict:
   """Writes scores, summaries and plots to `output_dir` and returns the summary.
 
   Args:
@@ -547,6 +694,9 @@ def write_report(result: EvaluationResult, output_dir: str, label: Optional[str]
     label: run name in the summary and the plots.
     compare: `summary.json` files of other runs, overlaid on the MSi-vs-1S plot and listed
       in the text summary.
+    overwrite: replace an earlier report in `output_dir` (its files, as it recorded them, are
+      removed first, so no stale baseline CSV stays beside the new scores); without it an
+      earlier report raises FileExistsError. Other files are never touched.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from eval import plots  # pylint: disable=g-import-not-at-top
@@ -557,7 +707,11 @@ def write_report(result: EvaluationResult, output_dir: str, label: Optional[str]
     if not other.get('label'):
       other['label'] = os.path.basename(os.path.dirname(os.path.abspath(path))) or path
     comparisons.append(other)
+  old_files = check_output_dir(output_dir, overwrite)
   tf.io.gfile.makedirs(output_dir)
+  before = set(name.rstrip('/') for name in tf.io.gfile.listdir(output_dir)) - set(old_files)
+  for name in old_files:
+    tf.io.gfile.remove(os.path.join(output_dir, name))
   summary = result.summary(label)
   report.write_scores_csv(result.rows, os.path.join(output_dir, 'scores.csv'))
   for name, rows in result.baseline_rows.items():
@@ -572,6 +726,10 @@ def write_report(result: EvaluationResult, output_dir: str, label: Optional[str]
   plots.plot_separation_counts(summary, os.path.join(output_dir, 'separation_counts.png'))
   plots.plot_over_separation(result.rows, os.path.join(output_dir, 'over_separation.png'),
                              label)
+  written = sorted(set(name.rstrip('/') for name in tf.io.gfile.listdir(output_dir)) - before
+                   - {REPORT_RECORD})
+  with tf.io.gfile.GFile(os.path.join(output_dir, REPORT_RECORD), 'w') as f:
+    json.dump({'format': 'mixit-evaluate-record', 'files': written}, f, indent=1)
   return summary
 
 
@@ -580,14 +738,18 @@ def evaluate_and_report(example_list: str, output_dir: str, saved_model: Optiona
                         compare: Sequence[str] = (), batch_size: int = 4,
                         max_examples: Optional[int] = None, skip_bad: bool = False,
                         baselines: Sequence[str] = baselines_lib.NAMES,
-                        progress: bool = True) -> dict:
+                        progress: bool = True, overwrite: bool = False) -> dict:
   """What `mixit-evaluate` does: evaluate a SavedModel or separated files, write the report.
 
-  Exactly one of `saved_model` and `separated_dir` must be given. Returns the summary.
+  Exactly one of `saved_model` and `separated_dir` must be given. An earlier report in
+  `output_dir` is refused before anything is scored unless `overwrite` (see
+  `write_report`); an example listed twice is refused. Returns the summary.
   """
   if (saved_model is None) == (separated_dir is None):
     raise ValueError('give exactly one of --saved_model and --separated_dir')
-  examples = fuss_data.read_example_list(example_list, check_files=not skip_bad)
+  check_output_dir(output_dir, overwrite)
+  examples = fuss_data.read_example_list(example_list, check_files=not skip_bad,
+                                         duplicates='error')
   if label is None:
     label = os.path.basename(os.path.normpath(saved_model or separated_dir))
   if saved_model is not None:
@@ -598,7 +760,7 @@ def evaluate_and_report(example_list: str, output_dir: str, saved_model: Optiona
   else:
     result = evaluate_separated(separated_dir, examples, max_examples=max_examples,
                                 skip_bad=skip_bad, baselines=baselines, progress=progress)
-  return write_report(result, output_dir, label=label, compare=compare)
+  return write_report(result, output_dir, label=label, compare=compare, overwrite=overwrite)
 
 
 def _define_flags():
@@ -619,6 +781,8 @@ def _define_flags():
   flags.DEFINE_list('baselines', list(baselines_lib.NAMES),
                     'Baselines scored beside the model (empty for none).')
   flags.DEFINE_boolean('progress', True, 'Show a progress bar.')
+  flags.DEFINE_boolean('overwrite', False,
+                       'Replace an earlier report in --output_dir (only its own files).')
   flags.mark_flags_as_required(['example_list', 'output_dir'])
 
 
@@ -634,8 +798,8 @@ def main(argv):
         saved_model=values.saved_model, separated_dir=values.separated_dir,
         label=values.label, compare=values.compare, batch_size=values.batch_size,
         max_examples=values.max_examples, skip_bad=values.skip_bad,
-        baselines=values.baselines, progress=values.progress)
-  except (ValueError, FileNotFoundError) as e:
+        baselines=values.baselines, progress=values.progress, overwrite=values.overwrite)
+  except (ValueError, FileNotFoundError, FileExistsError) as e:
     sys.stderr.write(f'mixit-evaluate: error: {e}\n')
     return 1
   from eval import report  # pylint: disable=g-import-not-at-top

@@ -99,7 +99,8 @@ def run_demo(output_dir: str,
   logging.info('[4/5] evaluating on %s', eval_list)
   summary = fuss_eval.evaluate_and_report(eval_list, paths['evaluation'],
                                           saved_model=paths['saved_model'], label='demo',
-                                          batch_size=eval_batch_size, progress=False)
+                                          batch_size=eval_batch_size, progress=False,
+                                          overwrite=True)
   timings['evaluate'] = time.time() - started
 
   started = time.time()

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import sys
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 from absl import app
 from absl import flags
@@ -172,7 +172,43 @@ class SeparationModule(tf.Module):
     self.get_metadata = get_metadata
 
 
+# What a SavedModel export writes, for exports whose mixit_export.json predates
+# the list of files in it.
+_EXPORT_FILES = re.compile(r'(saved_model\.pbtxt?|fingerprint\.pb|variables/variables\.index'
+                           r'|variables/variables\.data-\d{5}-of-\d{5}|'
+                           + re.escape(separator_lib.EXPORT_JSON) + ')$')
+
+
+def _files_under(folder: str) -> List[str]:
+  """Every file below `folder`, as '/'-joined paths relative to it."""
+  found = []
+  for root, _, names in tf.io.gfile.walk(folder):
+    relative = os.path.relpath(root, folder)
+    for name in names:
+      found.append(name if relative == '.' else f'{relative}/{name}'.replace(os.sep, '/'))
+  return sorted(found)
+
+
+def _own_files(output_dir: str) -> List[str]:
+  """The files an earlier export wrote into `output_dir` (from its mixit_export.json)."""
+  info_path = os.path.join(output_dir, separator_lib.EXPORT_JSON)
+  listed = None
+  if tf.io.gfile.exists(info_path):
+    try:
+      with tf.io.gfile.GFile(info_path) as f:
+        listed = json.load(f).get('files')
+    except ValueError:
+      listed = None
+  if listed is None:
+    listed = [name for name in _files_under(output_dir) if _EXPORT_FILES.fullmatch(name)]
+  return [name for name in listed if isinstance(name, str) and '..' not in name.split('/')]
+
+
 def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
+  """Checks `output_dir`; with `overwrite`, deletes an earlier export's own files from it.
+
+  Files the earlier export did not write (notes, other models) are kept.
+  """
   if tf.io.gfile.exists(output_dir):
     if not tf.io.gfile.isdir(output_dir):
       raise ValueError(f'--output_dir {output_dir} exists and is not a directory')
@@ -182,10 +218,25 @@ def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
                               f'to replace it')
       if not (tf.saved_model.contains_saved_model(output_dir) or
               tf.io.gfile.exists(os.path.join(output_dir, separator_lib.EXPORT_JSON))):
-        # Never wipe a folder that is not an earlier export (a typo could name $HOME).
+        # Never touch a folder that is not an earlier export (a typo could name $HOME).
         raise ValueError(f'refusing to overwrite {output_dir}: it holds files but no '
                          f'SavedModel')
-      tf.io.gfile.rmtree(output_dir)
+      deleted = []
+      for name in _own_files(output_dir):
+        path = os.path.join(output_dir, *name.split('/'))
+        if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+          tf.io.gfile.remove(path)
+          deleted.append(name)
+      for folder in ('variables', 'assets'):
+        path = os.path.join(output_dir, folder)
+        if tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(path):
+          tf.io.gfile.rmtree(path)
+      kept = _files_under(output_dir)
+      logging.info('--overwrite: deleted the earlier export\'s %d file(s) in %s%s', len(deleted),
+                   output_dir, f'; kept {kept}' if kept else '')
+      if tf.saved_model.contains_saved_model(output_dir):
+        raise ValueError(f'refusing to overwrite {output_dir}: it holds a SavedModel that '
+                         f'its {separator_lib.EXPORT_JSON} does not list')
   tf.io.gfile.makedirs(output_dir)
 
 
@@ -219,6 +270,7 @@ def export_saved_model(model_dir: str, output_dir: str,
   model_dir = os.fspath(model_dir)
   network, path, step = restore_network(model_dir, checkpoint)
   _prepare_output_dir(output_dir, overwrite)
+  present = set(_files_under(output_dir))
   module = SeparationModule(network)
   tf.saved_model.save(module, output_dir, signatures={
       separator_lib.SIGNATURE_KEY: module.serving_default,
@@ -246,6 +298,9 @@ def export_saved_model(model_dir: str, output_dir: str,
     if not error <= _VERIFY_ATOL:
       raise RuntimeError(f'the SavedModel in {output_dir} differs from the in-memory network by '
                          f'{error:g} (tolerance {_VERIFY_ATOL:g})')
+  # The files this export wrote: a later --overwrite deletes these and nothing else.
+  metadata['files'] = sorted(set(_files_under(output_dir)) - present
+                             | {separator_lib.EXPORT_JSON})
   with tf.io.gfile.GFile(os.path.join(output_dir, separator_lib.EXPORT_JSON), 'w') as f:
     json.dump(metadata, f, indent=2)
   logging.info('exported %s (step %s, M=%d, %d Hz) to %s', path, step, metadata['num_sources'],

@@ -354,11 +354,19 @@ def write_fuss(root, counts=(1, 2, 3)):
   return list_path, all_sources
 
 
-def write_separated(folder, all_sources):
+def write_separated(folder, all_sources, record=True):
+  """Writes each example's outputs and, as `mixit-separate` does, the record of how many
+  outputs each has (here as many as it has references, so the counts differ)."""
   for name, sources in all_sources.items():
     for i, source in enumerate(sources):
       audio_io.write_wav(os.path.join(folder, f'{name}_source{i}.wav'), source, RATE,
                          subtype='FLOAT')
+  if record:
+    entries = {name: {'input': f'{name}.wav', 'num_sources': len(sources), 'dropped': [],
+                      'outputs': [f'{name}_source{i}.wav' for i in range(len(sources))]}
+               for name, sources in all_sources.items()}
+    with open(os.path.join(folder, fuss.SEPARATE_RECORD), 'w') as f:
+      json.dump({'format': 'mixit-separate-record', 'inputs': entries}, f)
 
 
 class TestFiles:
