@@ -172,7 +172,7 @@ def parse_model_dir(model_dir: str, gin_params: Iterable[str] = ()) -> None:
 def _resolve_macro(value, chain=()):
   """(value, [macro names it went through]) for `%macro` references."""
   while (isinstance(value, gin_lib_config.ConfigurableReference)
-         and value.configurable.name == 'macro' and not value.evaluate):
+         and value.configurable.name == 'macro'):
     name = value.scoped_selector.rsplit('/', 1)[0]
     chain = chain + (name,)
     try:
