@@ -169,8 +169,19 @@ def repair_state(folder: str, latest: str) -> None:
                              and step_of(p) < latest_step and damage(p) is None)]
   if latest not in kept:
     kept.append(latest)
+
+  def mtime(prefix):
+    try:
+      return tf.io.gfile.stat(prefix + '.index').mtime_nsec / 1e9
+    except tf.errors.OpError:
+      return 1.0
+
+  # A CheckpointManager only manages (and so keeps `max_to_keep` of) the listed checkpoints
+  # whose timestamps are newer than the last preserved one.
   tf.compat.v1.train.update_checkpoint_state(
-      folder, os.path.basename(latest), [os.path.basename(p) for p in kept])
+      folder, os.path.basename(latest), [os.path.basename(p) for p in kept],
+      all_model_checkpoint_timestamps=[max(mtime(p), 1.0) for p in kept],
+      last_preserved_timestamp=0.0)
 
 
 def restore(checkpoint: tf.train.Checkpoint, path: str, *, partial: bool, mismatch: str) -> None:
