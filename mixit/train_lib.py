@@ -42,11 +42,14 @@ from mixit import trainer as trainer_lib
 RUN_MANIFEST = 'mixit_run.json'
 _LOG_DIRS = ('train', 'eval')
 _EVENTS_PREFIX = 'events.out.tfevents.'
-# What a model dir without a manifest (a run of an older version) may have
-# written: `--overwrite` deletes exactly these names.
-_LEGACY_FILES = re.compile(
+# The names a run writes. With a manifest, `--overwrite` also deletes files of
+# these names that the manifest missed (a run killed between writing a
+# checkpoint and recording it, a temporary config left by a kill); a model dir
+# without a manifest (a run of an older version) loses exactly these names.
+_RUN_FILES = re.compile(
     r'(checkpoint|config\.gin|operative_config\.gin|ckpt-\d+\.index'
-    r'|ckpt-\d+\.data-\d{5}-of-\d{5}|(train|eval)/events\.out\.tfevents\.[^/]+)$')
+    r'|ckpt-\d+\.data-\d{5}-of-\d{5}|(train|eval)/events\.out\.tfevents\.[^/]+'
+    r'|(config\.gin|operative_config\.gin|mixit_run\.json)\.tmp-\d+)$')
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -124,20 +127,19 @@ def check_log_dirs(model_dir: str) -> None:
 
 def _wipe_run(model_dir: str) -> List[str]:
   """Deletes what earlier runs recorded in the manifest (nothing else); returns the names."""
+  names = [name.rstrip('/') for name in tf.io.gfile.listdir(model_dir)]
+  for folder in _LOG_DIRS:
+    if tf.io.gfile.isdir(os.path.join(model_dir, folder)):
+      names.extend(f'{folder}/{n.rstrip("/")}'
+                   for n in tf.io.gfile.listdir(os.path.join(model_dir, folder)))
+  run_named = [name for name in names if _RUN_FILES.fullmatch(name)]
   listed = read_manifest(model_dir)
   if listed is None:
-    names = []
-    for name in tf.io.gfile.listdir(model_dir):
-      names.append(name.rstrip('/'))
-    for folder in _LOG_DIRS:
-      if tf.io.gfile.isdir(os.path.join(model_dir, folder)):
-        names.extend(f'{folder}/{n.rstrip("/")}'
-                     for n in tf.io.gfile.listdir(os.path.join(model_dir, folder)))
-    listed = [name for name in names if _LEGACY_FILES.fullmatch(name)]
+    listed = run_named
     logging.warning('%s has no %s (a run of an older version): deleting only the files such '
                     'a run writes: %s', model_dir, RUN_MANIFEST, listed)
   else:
-    listed = listed + [RUN_MANIFEST]
+    listed = listed + [n for n in run_named if n not in listed] + [RUN_MANIFEST]
   deleted = []
   for name in listed:
     path = os.path.join(model_dir, name)

@@ -97,6 +97,16 @@ def test_overwrite_deletes_only_files_the_run_recorded(six_steps, fuss_root, tmp
   finally:
     gin.clear_config()
   assert sorted(os.listdir(model_dir)) == ['ckpt-notes.txt', 'config.gin.bak']
+  # A run of an older version, without a manifest: only the names a run writes go.
+  legacy = _copy(six_steps, tmp_path / 'legacy')
+  os.remove(os.path.join(legacy, 'mixit_run.json'))
+  (tmp_path / 'legacy' / 'model' / 'ckpt-notes.txt').write_text('my notes')
+  gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{fuss_root}'"] + TINY + ['NUM_SOURCES = 8'])
+  try:
+    assert train_lib.prepare_model_dir(legacy, overwrite=True) is False
+  finally:
+    gin.clear_config()
+  assert sorted(os.listdir(legacy)) == ['ckpt-notes.txt']
 
 
 def test_a_data_folder_is_refused_as_model_dir_and_left_alone(fuss_root, tmp_path):
