@@ -24,7 +24,11 @@ from mixit import export
 from mixit import gin_config
 from mixit import train_lib
 
-from test_train_cli import CLIP_SECONDS, GIN_FILES, ROOT, SAMPLE_RATE, TINY, cli_args, run_cli
+from conftest import CLIP_SECONDS, SAMPLE_RATE, TINY_NETWORK
+from test_train_cli import CLI_SETTINGS, GIN_FILES, ROOT, cli_args, run_cli
+
+# The bindings `cli_args` adds after DATA_ROOT.
+TINY = list(TINY_NETWORK) + list(CLI_SETTINGS)
 
 RUN = ['training.checkpoint_every = 2', 'training.eval_every = 0', 'training.max_to_keep = 5']
 
