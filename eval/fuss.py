@@ -625,7 +625,7 @@ def evaluate_separated(separated_dir: str, examples, max_examples: Optional[int]
 # Reports and the command line.
 
 OUTPUT_FILES = ('scores.csv', 'summary.json', 'summary.txt', 'msi_vs_1s.png',
-                'sisnri_per_count.png', 'separation_counts.png')
+                'sisnri_per_count.png', 'separation_counts.png', 'over_separation.png')
 
 
 # Lists the files a report wrote, so that `--overwrite` removes those and nothing else.
