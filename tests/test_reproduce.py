@@ -1,4 +1,14 @@
-"""The sweep's bookkeeping: the weight is chosen on the validation split, never on eval."""
+"""The sweep's bookkeeping: the weight is chosen on the validation split, never on eval.
+
+`benchmarks/reproduce.py` defines absl flags that other commands define too, so its checks
+run in a subprocess of their own.
+"""
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKS = r'''
 from benchmarks import reproduce
 
 
@@ -38,3 +48,15 @@ def test_plan_compares_methods_at_the_best_weight_with_two_seeds():
   assert 'm4_ex_w20_s0' in names
   assert {'m8_ls_w20_s0_covariance', 'm8_ls_w20_s0_classification'} <= set(names)
   assert len(names) == len(set(names))
+
+test_best_weight_reads_validation_only()
+test_plan_compares_methods_at_the_best_weight_with_two_seeds()
+print('CHECKS PASSED')
+'''
+
+
+def test_weight_choice_and_plan():
+  proc = subprocess.run([sys.executable, '-c', CHECKS], cwd=REPO, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'CHECKS PASSED' in proc.stdout
