@@ -192,6 +192,17 @@ def best_weight(results: Dict[str, dict], num_sources: int, weights: Sequence[fl
   return max(scored)[1]
 
 
+def best_weights(results: Dict[str, dict], weights: Sequence[float]) -> Dict[int, float]:
+  """`best_weight` of every M that has a finished weight run."""
+  best = {}
+  for m in (4, 8, 16):
+    try:
+      best[m] = best_weight(results, m, weights)
+    except ValueError:
+      pass
+  return best
+
+
 def _plan(weights: Sequence[float], results: Dict[str, dict]):
   """Yields the runs in order; later phases read the best weights of earlier ones."""
   for weight in weights:
@@ -244,12 +255,8 @@ def claims(results: Dict[str, dict], weights: Sequence[float]) -> List[str]:
     verdict = 'holds' if holds else 'does NOT hold'
     lines.append(f'- **{text}**: {verdict} here ({figures}).')
 
-  best = {}
-  for m in (4, 8, 16):
-    try:
-      best[m] = best_weight(results, m, weights)
-    except ValueError:
-      continue
+  best = best_weights(results, weights)
+  for m in best:
     plain, sparse = Run(m, 'least_squares', 0.0), Run(m, 'least_squares', best[m])
     if plain.name in results and sparse.name in results and best[m] > 0:
       claim(f'Sparsity raises 1S and curbs over-separation at M={m}',
@@ -363,12 +370,7 @@ def write_report(results: Dict[str, dict], weights: Sequence[float], path: str, 
                  num_steps: int, extra: Sequence[str]) -> None:
   prefix = os.path.splitext(path)[0]
   plots = plot(results, weights, prefix)
-  best = {}
-  for m in (4, 8, 16):
-    try:
-      best[m] = best_weight(results, m, weights)
-    except ValueError:
-      pass
+  best = best_weights(results, weights)
   lines = [
       '# The paper\'s MSi-vs-1S trade-off at CPU scale (synthetic data)',
       '',
