@@ -40,8 +40,8 @@ setuptools.setup(
     entry_points={
         'console_scripts': [
             'mixit-train = mixit.train:run',
-            'mixit-export = mixit.export:run',
-            'mixit-separate = mixit.separate:run',
+            'mixit-export = mixit.serving.export:run',
+            'mixit-separate = mixit.serving.separate:run',
             'mixit-evaluate = eval.fuss:run',
             'mixit-make-fuss = data_pipeline.make_synthetic_fuss:run',
             'mixit-import-official = mixit.import_official:run',

@@ -23,7 +23,7 @@ import tensorflow as tf
 from data_pipeline import inputs  # noqa: F401  (registers the data configurables)
 from mixit import gin_config
 from mixit import model as model_lib
-from mixit import trainer as trainer_lib
+from mixit.training import trainer as trainer_lib
 
 _SECONDS = flags.DEFINE_list('seconds', ['1', '2'], 'Clip lengths (s).')
 _ROUNDS = flags.DEFINE_integer('rounds', 5, 'Interleaved timing rounds.')

@@ -4,12 +4,12 @@
 
 For each M, a network is built from `--model_gin` (the paper size by default;
 untrained weights time the same as trained ones), checkpointed and exported with
-`mixit.export`. Then, each in a fresh process so peak memory is its own:
+`mixit.serving.export`. Then, each in a fresh process so peak memory is its own:
 
 - 10 s: one call of the SavedModel's `serving_default` on [1, 10 s], and of the
   in-memory Keras network wrapped in a `tf.function` with the same
   `[None, None]` signature (and eagerly); median of `--repeats` after a warm-up.
-- long files: `mixit.separate.separate_file` on 1 min and `--long_minutes` min
+- long files: `mixit.serving.separate.separate_file` on 1 min and `--long_minutes` min
   WAVs (windows of `--max_chunk_seconds`, overlap `--overlap`), streaming from
   and to disk; wall time, the share spent in the model, and the process's peak
   RSS (flat in file length when streaming works).
@@ -53,7 +53,7 @@ def _configure_threads(threads: int) -> None:
 def _worker_export(args) -> dict:
   import mixit  # pylint: disable=unused-import,g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mixit import export  # pylint: disable=g-import-not-at-top
+  from mixit.serving import export  # pylint: disable=g-import-not-at-top
   from mixit import gin_config  # pylint: disable=g-import-not-at-top
   from mixit import model as model_lib  # pylint: disable=g-import-not-at-top
   gin_config.parse([args.model_gin], [f'NUM_SOURCES = {args.m}'])
@@ -73,8 +73,8 @@ def _worker_short(args) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   import mixit  # pylint: disable=unused-import,g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mixit import export  # pylint: disable=g-import-not-at-top
-  from mixit import separator as separator_lib  # pylint: disable=g-import-not-at-top
+  from mixit.serving import export  # pylint: disable=g-import-not-at-top
+  from mixit.serving import separator as separator_lib  # pylint: disable=g-import-not-at-top
   _configure_threads(args.threads)
   mixture = tf.constant(
       (0.1 * np.random.default_rng(0).standard_normal([1, 10 * SAMPLE_RATE])).astype(np.float32))
@@ -115,8 +115,8 @@ def _worker_short(args) -> dict:
 def _worker_file(args) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   _configure_threads(args.threads)
-  from mixit import separate  # pylint: disable=g-import-not-at-top
-  from mixit import separator as separator_lib  # pylint: disable=g-import-not-at-top
+  from mixit.serving import separate  # pylint: disable=g-import-not-at-top
+  from mixit.serving import separator as separator_lib  # pylint: disable=g-import-not-at-top
   separator = separator_lib.load_separator(args.export_dir,
                                            max_chunk_seconds=args.max_chunk_seconds,
                                            overlap_seconds=args.overlap)
@@ -151,7 +151,7 @@ def _worker_profile(args) -> dict:
   import collections  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mixit import separator as separator_lib  # pylint: disable=g-import-not-at-top
+  from mixit.serving import separator as separator_lib  # pylint: disable=g-import-not-at-top
   mixture = (0.1 * np.random.default_rng(0).standard_normal([1, 10 * SAMPLE_RATE])).astype(
       np.float32)
   by_part, by_type = collections.Counter(), collections.Counter()

@@ -158,7 +158,7 @@ def train_export_evaluate(run: Run, data_root: str, out: str, num_steps: int,
     _write_json(train_info, train_info_path)
   saved_model = os.path.join(directory, 'saved_model')
   if not os.path.exists(os.path.join(saved_model, 'saved_model.pb')):
-    _python('-m', 'mixit.export', f'--model_dir={model_dir}', f'--output_dir={saved_model}',
+    _python('-m', 'mixit.serving.export', f'--model_dir={model_dir}', f'--output_dir={saved_model}',
             log=log)
   summaries = {}
   for split in SPLITS:

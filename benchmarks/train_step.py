@@ -36,7 +36,7 @@ import tensorflow as tf
 from mixit import gin_config
 from mixit import losses
 from mixit import model as model_lib
-from mixit import trainer as trainer_lib
+from mixit.training import trainer as trainer_lib
 
 _NUM_SOURCES = flags.DEFINE_list('num_sources', ['4', '8', '16'], 'Values of M.')
 _METHODS = flags.DEFINE_list('methods', ['exhaustive', 'least_squares'], 'MixIT methods.')

@@ -44,7 +44,7 @@ from data_pipeline import audio_io
 from data_pipeline import fuss as fuss_data
 from eval import baselines as baselines_lib
 from eval import metrics
-from mixit import separator as separator_lib
+from mixit.serving import separator as separator_lib
 
 SeparateFn = Callable[[np.ndarray], np.ndarray]
 
@@ -133,7 +133,7 @@ def _check_estimates(estimates, example: LoadedExample, origin: str) -> np.ndarr
 class SavedModelSeparator:
   """A `separate_fn` over an exported SavedModel (its serving signature).
 
-  Loads through `mixit.separator.load_saved_model` (the one SavedModel loader; it needs no
+  Loads through `mixit.serving.separator.load_saved_model` (the one SavedModel loader; it needs no
   training or model code); `sample_rate` / `num_sources` are None when the model does not
   record them.
   """
@@ -151,7 +151,7 @@ class SavedModelSeparator:
     return separator_lib.serve(self._signature, np.asarray(mixtures, np.float32))
 
 
-# What `mixit-separate` writes beside its outputs (see `mixit.separate.OutputRecord`; read
+# What `mixit-separate` writes beside its outputs (see `mixit.serving.separate.OutputRecord`; read
 # here as plain JSON, so the evaluator needs nothing of the inference code).
 SEPARATE_RECORD = '.mixit_separate.json'
 _SEPARATE_RECORD_FORMAT = 'mixit-separate-record'

@@ -9,6 +9,6 @@ _os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 def __getattr__(name):
   # Lazy, so that `import mixit` does not pull in TensorFlow.
   if name == 'load_separator':
-    from mixit.separator import load_separator  # pylint: disable=g-import-not-at-top
+    from mixit.serving.separator import load_separator  # pylint: disable=g-import-not-at-top
     return load_separator
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -45,11 +45,11 @@ def run_demo(output_dir: str,
   from data_pipeline import synthetic
   from eval import fuss as fuss_eval
   from eval import report as eval_report
-  from mixit import export as export_lib
+  from mixit.serving import export as export_lib
   from mixit import model  # noqa: F401  (registers `network`)
-  from mixit import separate as separate_lib
-  from mixit import train_lib
-  from mixit import trainer  # noqa: F401  (registers `trainer`, `optimizer`)
+  from mixit.serving import separate as separate_lib
+  from mixit.training import loop as train_loop
+  from mixit.training import trainer  # noqa: F401  (registers `trainer`, `optimizer`)
   # pylint: enable=g-import-not-at-top
 
   paths = {
@@ -86,7 +86,7 @@ def run_demo(output_dir: str,
   gin_config.parse(gin_files, params)
   import keras  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(seed)
-  train_lib.train(paths['model_dir'])
+  train_loop.train(paths['model_dir'])
   timings['train'] = time.time() - started
 
   started = time.time()

@@ -416,7 +416,7 @@ _flags_defined = False
 
 
 def _define_flags() -> None:
-  """Defined on demand: mixit.export and mixit.separate define flags of the same
+  """Defined on demand: mixit.serving.export and mixit.serving.separate define flags of the same
   names (--checkpoint, --output_dir, --overwrite) and may share a process."""
   global _flags_defined
   if _flags_defined:

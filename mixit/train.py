@@ -23,7 +23,7 @@ from absl import logging
 
 import mixit  # noqa: F401  (sets KERAS_BACKEND before Keras is imported)
 from mixit import gin_config
-from mixit import strategy as strategy_lib
+from mixit.training import strategy as strategy_lib
 
 _MODEL_DIR = flags.DEFINE_string('model_dir', None, 'Folder of checkpoints, configs and logs.',
                                  required=True)
@@ -56,8 +56,8 @@ def _import_configurables() -> None:
   """Imports every module that registers gin configurables used by training."""
   # pylint: disable=g-import-not-at-top,unused-import
   from mixit import model  # noqa: F401
-  from mixit import train_lib  # noqa: F401
-  from mixit import trainer  # noqa: F401
+  from mixit.training import loop as train_loop  # noqa: F401
+  from mixit.training import trainer  # noqa: F401
   from data_pipeline import inputs  # noqa: F401
 
 
@@ -67,7 +67,7 @@ def main(argv) -> None:
   if _VIRTUAL_CPUS.value:
     strategy_lib.split_cpu(_VIRTUAL_CPUS.value)
   _import_configurables()
-  from mixit import train_lib  # pylint: disable=g-import-not-at-top
+  from mixit.training import loop as train_loop  # pylint: disable=g-import-not-at-top
   gin_config.parse(_GIN_FILE.value, _GIN_PARAM.value, _GIN_SEARCH_PATH.value)
   gin_config.check_binding_types()
   strategy = strategy_lib.get_strategy(_STRATEGY.value, tpu=_TPU.value,
@@ -79,7 +79,7 @@ def main(argv) -> None:
     overrides['overwrite'] = True
   if _INIT_FROM.value:
     overrides['init_from'] = _INIT_FROM.value
-  train_lib.train(os.fspath(_MODEL_DIR.value), strategy, **overrides)
+  train_loop.train(os.fspath(_MODEL_DIR.value), strategy, **overrides)
 
 
 def gin_config_text() -> str:

@@ -22,13 +22,15 @@ PRELUDE = textwrap.dedent(f'''
     import mixit
     from absl import logging
     logging.set_verbosity('info')
-    from mixit import strategy as strategy_lib
+    from mixit.training import strategy as strategy_lib
     if int(os.environ.get('SPLIT_CPU', '0')):
       strategy_lib.split_cpu(int(os.environ['SPLIT_CPU']))
     import keras
     import tensorflow as tf
     from data_pipeline import inputs
-    from mixit import gin_config, losses, model as model_lib, train_lib, trainer as trainer_lib
+    from mixit import gin_config, losses, model as model_lib
+    from mixit.training import loop as train_loop
+    from mixit.training import trainer as trainer_lib
 
     def parse_tiny(*params):
       gin_config.parse({list(TINY_GIN_FILES)!r},
@@ -139,7 +141,7 @@ MIRRORED_TRAINING = '''
 
     # The training loop on two replicas, through the real data pipeline.
     parse_tiny('batch_size = 4', 'eval_data.batch_size = 2')
-    out = train_lib.train(os.environ['MODEL_DIR'], mirrored, num_steps=3, checkpoint_every=3,
+    out = train_loop.train(os.environ['MODEL_DIR'], mirrored, num_steps=3, checkpoint_every=3,
                           eval_every=3, eval_steps=1, log_every=1)
     assert out['step'] == 3 and np.isfinite(out['loss']), out
     assert out['eval/num_examples'] == 2 and np.isfinite(out['eval/si_snr']), out
@@ -170,7 +172,7 @@ WORKER = '''
     def train_input_fn(context):
       pipelines.append((context.input_pipeline_id, context.num_input_pipelines))
       return inputs.train_input_fn(context)
-    out = train_lib.train(os.environ['MODEL_DIR'], strategy, num_steps=3, checkpoint_every=3,
+    out = train_loop.train(os.environ['MODEL_DIR'], strategy, num_steps=3, checkpoint_every=3,
                           eval_every=0, log_every=1, network_fn=network_fn,
                           train_input_fn=train_input_fn)
     print('PIPELINES', json.dumps(pipelines))

@@ -17,8 +17,8 @@ from data_pipeline import fuss as fuss_data
 from data_pipeline import inputs
 from data_pipeline import wild
 from eval import fuss
-from mixit import separate
-from mixit import separator as separator_lib
+from mixit.serving import separate
+from mixit.serving import separator as separator_lib
 
 RATE = 8000
 

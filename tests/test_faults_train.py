@@ -20,9 +20,9 @@ import tensorflow as tf
 
 from data_pipeline import synthetic
 from mixit import checkpoints
-from mixit import export
+from mixit.serving import export
 from mixit import gin_config
-from mixit import train_lib
+from mixit.training import loop as train_loop
 
 from conftest import CLIP_SECONDS, SAMPLE_RATE, TINY_NETWORK
 from test_train_cli import CLI_SETTINGS, GIN_FILES, ROOT, cli_args, run_cli
@@ -96,8 +96,8 @@ def test_overwrite_deletes_only_files_the_run_recorded(six_steps, fuss_root, tmp
   gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{fuss_root}'"] + TINY + ['NUM_SOURCES = 8'])
   try:
     with pytest.raises(ValueError, match='different gin config'):
-      train_lib.prepare_model_dir(model_dir)
-    assert train_lib.prepare_model_dir(model_dir, overwrite=True) is False
+      train_loop.prepare_model_dir(model_dir)
+    assert train_loop.prepare_model_dir(model_dir, overwrite=True) is False
   finally:
     gin.clear_config()
   assert sorted(os.listdir(model_dir)) == ['ckpt-notes.txt', 'config.gin.bak']
@@ -107,7 +107,7 @@ def test_overwrite_deletes_only_files_the_run_recorded(six_steps, fuss_root, tmp
   (tmp_path / 'legacy' / 'model' / 'ckpt-notes.txt').write_text('my notes')
   gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{fuss_root}'"] + TINY + ['NUM_SOURCES = 8'])
   try:
-    assert train_lib.prepare_model_dir(legacy, overwrite=True) is False
+    assert train_loop.prepare_model_dir(legacy, overwrite=True) is False
   finally:
     gin.clear_config()
   assert sorted(os.listdir(legacy)) == ['ckpt-notes.txt']
@@ -243,11 +243,11 @@ def test_resume_compares_paths_by_the_folder_they_name(six_steps, fuss_root, tmp
   relative = os.path.join('.', os.path.basename(fuss_root)) + '/'
   gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{relative}'"] + TINY + RUN)
   try:
-    assert train_lib.prepare_model_dir(model_dir) is True
+    assert train_loop.prepare_model_dir(model_dir) is True
     gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{relative}'"] + TINY + RUN +
                      ['trainer.lambda_sparse = 0.5'])
     with pytest.raises(ValueError) as refused:
-      train_lib.prepare_model_dir(model_dir)
+      train_loop.prepare_model_dir(model_dir)
   finally:
     gin.clear_config()
   message = str(refused.value)

@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from mixit import gin_config
 from mixit import model as model_lib
-from mixit import train_lib  # noqa: F401  (registers precision / training)
-from mixit import trainer as trainer_lib
+from mixit.training import loop as train_loop  # noqa: F401  (registers precision / training)
+from mixit.training import trainer as trainer_lib
 from data_pipeline import inputs  # noqa: F401  (registers train_data / eval_data)
 
 GIN_DIR = pathlib.Path(gin_config.package_gin_dir())

@@ -600,7 +600,7 @@ def test_default_sparsity_penalises_every_copies_split():
 
 
 def trainer_defaults():
-  from mixit import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  from mixit.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   return {'sparsity_kind': trainer_lib.LossSettings().sparsity_kind}
 
 

@@ -18,8 +18,8 @@ import scipy.signal
 import soundfile
 
 from data_pipeline import audio_io
-from mixit import separate
-from mixit import separator as separator_lib
+from mixit.serving import separate
+from mixit.serving import separator as separator_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RATE = 8000
@@ -425,7 +425,7 @@ def test_input_listing_errors(tmp_path):
 def exported(tmp_path_factory):
   import keras
   import tensorflow as tf
-  from mixit import export
+  from mixit.serving import export
   from mixit import gin_config
   from mixit import model as model_lib
   model_dir = str(tmp_path_factory.mktemp('model_dir'))
@@ -493,7 +493,7 @@ def test_cli_end_to_end(exported, tmp_path):
   stereo = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 3000 * t)], 1)
   _write(folder / 'long.wav', stereo.astype(np.float32), 44100)
   (folder / 'broken.wav').write_bytes(b'RIFF....WAVEnonsense')
-  command = [sys.executable, '-m', 'mixit.separate', '--saved_model', exported,
+  command = [sys.executable, '-m', 'mixit.serving.separate', '--saved_model', exported,
              '--input', str(folder), '--output_dir', str(tmp_path / 'out'),
              '--max_chunk_seconds', '5', '--overlap', '1', '--skip_bad']
   result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)

@@ -1,5 +1,5 @@
 """Tests of the `mixit-train` CLI (mixit/train.py) and the model-dir handling of
-mixit/train_lib.py, with the real model and data pipeline on synthetic FUSS data."""
+mixit/training/loop.py, with the real model and data pipeline on synthetic FUSS data."""
 import glob
 import logging
 import os
@@ -21,7 +21,7 @@ import tensorflow as tf
 from mixit import gin_config
 from mixit import model as model_lib
 from mixit import train
-from mixit import train_lib
+from mixit.training import loop as train_loop
 
 from conftest import CLIP_SECONDS, SAMPLE_RATE, TINY_GIN_FILES, tiny_params
 
@@ -156,8 +156,8 @@ def test_overwrite_deletes_only_the_old_run(trained, tmp_path):
   gin_config.parse(GIN_FILES, ['NUM_SOURCES = 8'])
   try:
     with pytest.raises(ValueError, match='different gin config'):
-      train_lib.prepare_model_dir(str(copy))
-    assert train_lib.prepare_model_dir(str(copy), overwrite=True) is False
+      train_loop.prepare_model_dir(str(copy))
+    assert train_loop.prepare_model_dir(str(copy), overwrite=True) is False
   finally:
     gin.clear_config()
   assert sorted(os.listdir(copy)) == ['notes.txt']
@@ -169,7 +169,7 @@ def test_checkpoints_without_a_config_are_refused(tmp_path):
   gin_config.parse([], [])
   try:
     with pytest.raises(ValueError, match='holds checkpoints but no config.gin'):
-      train_lib.prepare_model_dir(model_dir)
+      train_loop.prepare_model_dir(model_dir)
   finally:
     gin.clear_config()
 
@@ -199,7 +199,7 @@ def test_init_from_loads_the_network_and_rejects_another_architecture(trained, f
   gin_config.parse(GIN_FILES, tiny_params(fuss_root, *CLI_SETTINGS))
   try:
     network = model_lib.build_network()
-    path = train_lib.initialize_from(network, model_dir)
+    path = train_loop.initialize_from(network, model_dir)
     assert path.endswith('ckpt-3')
     reader = tf.train.load_checkpoint(path)
     # A checkpoint stores each variable once, under its shortest object path:
@@ -212,20 +212,20 @@ def test_init_from_loads_the_network_and_rejects_another_architecture(trained, f
     assert len(saved) == len(network.variables) and values == restored
     wider = model_lib.build_network(bottleneck=24)
     with pytest.raises(ValueError, match='does not match this network'):
-      train_lib.initialize_from(wider, model_dir)
+      train_loop.initialize_from(wider, model_dir)
     with pytest.raises(ValueError, match='holds no checkpoint'):
-      train_lib.initialize_from(network, os.path.dirname(model_dir))
+      train_loop.initialize_from(network, os.path.dirname(model_dir))
   finally:
     gin.clear_config()
 
 
 def test_progress_line_and_durations():
-  progress = train_lib.Progress(start_step=10, num_steps=110)
+  progress = train_loop.Progress(start_step=10, num_steps=110)
   assert 'ETA ?' in progress.line(11, {'loss': -3.0}, now=100.0)
   line = progress.line(31, {'loss': -3.5, 'mixit': -3.5}, now=110.0)
   assert line.startswith('step 31/110 (28.2%) loss=-3.500 mixit=-3.500')
   assert '2.00 steps/s' in line and 'ETA 0m40s' in line
-  assert train_lib.format_duration(3725) == '1h02m05s'
+  assert train_loop.format_duration(3725) == '1h02m05s'
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Tests of the MixIT train/validation steps (mixit/trainer.py) with the real model,
+"""Tests of the MixIT train/validation steps (mixit/training/trainer.py) with the real model,
 losses and data pipeline on synthetic FUSS data."""
 import itertools
 import math
@@ -16,8 +16,8 @@ from eval import metrics as eval_metrics
 from mixit import gin_config
 from mixit import losses
 from mixit import model as model_lib
-from mixit import train_lib
-from mixit import trainer as trainer_lib
+from mixit.training import loop as train_loop
+from mixit.training import trainer as trainer_lib
 
 from conftest import TINY_GIN_FILES, tiny_params
 
@@ -71,7 +71,7 @@ def test_a_few_steps_lower_the_loss_on_synthetic_fuss(fuss_root):
     return float(np.mean([mixit_loss(b['mom'], b['mixtures']) for b in held_out]))
 
   before = held_out_loss()
-  out = train_lib.train(
+  out = train_loop.train(
       str(fuss_root) + "_model", num_steps=40, checkpoint_every=40, log_every=10,
       summary_every=10, eval_every=0, network_fn=lambda: network,
       optimizer_fn=lambda: trainer_lib.build_optimizer(learning_rate=3e-3))
@@ -148,7 +148,7 @@ def test_nonfinite_loss_skips_the_update_and_names_the_term(fuss_root):
   assert math.isnan(logs['mixit']) and math.isfinite(logs['sparsity'])
   for v, w in zip(network.trainable_variables, before):
     np.testing.assert_array_equal(v.numpy(), w)
-  message = train_lib.nonfinite_message(7, logs)
+  message = train_loop.nonfinite_message(7, logs)
   assert 'step 7' in message and 'mixit=nan' in message and 'sparsity' not in message
 
 
@@ -170,7 +170,7 @@ def _poisoned_input_fn(fuss_root, bad_step):
 def test_training_loop_stops_on_nan_naming_step_and_term_or_skips(fuss_root, tmp_path):
   parse_tiny(fuss_root, 'batch_size = 2', 'train_data.mode = "unsupervised"')
   with pytest.raises(FloatingPointError, match=r'step 3: mixit=nan, loss=nan'):
-    train_lib.train(str(tmp_path / 'stop'), num_steps=5, checkpoint_every=2, eval_every=0,
+    train_loop.train(str(tmp_path / 'stop'), num_steps=5, checkpoint_every=2, eval_every=0,
                     train_input_fn=_poisoned_input_fn(fuss_root, 3))
   # The checkpoint before the bad batch is intact.
   assert tf.train.latest_checkpoint(str(tmp_path / 'stop')).endswith('ckpt-2')
@@ -183,7 +183,7 @@ def test_training_loop_stops_on_nan_naming_step_and_term_or_skips(fuss_root, tmp
     captured.append(model_lib.build_network())
     return captured[-1]
 
-  out = train_lib.train(str(tmp_path / 'skip'), num_steps=4, checkpoint_every=4,
+  out = train_loop.train(str(tmp_path / 'skip'), num_steps=4, checkpoint_every=4,
                         eval_every=0, network_fn=network_fn,
                         train_input_fn=_poisoned_input_fn(fuss_root, 2))
   assert out['step'] == 4

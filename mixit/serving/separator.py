@@ -16,7 +16,7 @@ weights sum to one keeps the mixture consistency of the model: the sources of a
 stitched recording still sum to the (resampled) input.
 
 Everything runs as a stream (`SeparationStream`), so a file of any length is
-separated holding about two windows of audio; `mixit.separate` feeds it from
+separated holding about two windows of audio; `mixit.serving.separate` feeds it from
 disk blocks and writes its output incrementally.
 
 Only numpy, scipy, soxr and TensorFlow are used here: a SavedModel needs
@@ -33,7 +33,7 @@ import numpy as np
 import scipy.optimize
 import soxr
 
-# Names fixed by the SavedModel contract (DESIGN.md, "mixit/export.py"); every reader and
+# Names fixed by the SavedModel contract (DESIGN.md, "mixit/serving/export.py"); every reader and
 # writer of SavedModels uses these.
 SIGNATURE_KEY = 'serving_default'
 METADATA_SIGNATURE_KEY = 'get_metadata'

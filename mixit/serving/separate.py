@@ -7,7 +7,7 @@ Each input `<name>.<ext>` (WAV, FLAC, OGG, AIFF, MP3; any rate and channel
 count, channels averaged) gives `<name>_source{i}.wav`, i = 0..M-1, at the
 input's rate; inputs found in subfolders of a folder keep their relative path
 under the output dir. Files are read in blocks and the sources written as they
-are finished (see `mixit.separator`), so memory stays bounded for recordings of
+are finished (see `mixit.serving.separator`), so memory stays bounded for recordings of
 any length. Outputs are written to hidden `.partial` files and renamed at the
 end, so a failure never leaves a half-written source behind.
 
@@ -33,7 +33,7 @@ import numpy as np
 import soundfile
 
 from data_pipeline import audio_io
-from mixit import separator as separator_lib
+from mixit.serving import separator as separator_lib
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.aif', '.aiff', '.mp3')
 OUTPUT_SUBTYPES = ('FLOAT', 'PCM_16')
@@ -346,7 +346,7 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
   """Separates one file into `output_dir/<stem>_source{i}.wav`.
 
   Args:
-    separator: from `mixit.separator.load_separator`.
+    separator: from `mixit.serving.separator.load_separator`.
     input_path: an audio file (any rate and channel count).
     output_dir: output folder (created).
     stem: output name prefix; default the input's name without extension.
@@ -506,7 +506,7 @@ _flags_defined = False
 
 
 def _define_flags() -> None:
-  """Defined on demand: mixit.export has flags of the same names."""
+  """Defined on demand: mixit.serving.export has flags of the same names."""
   global _flags_defined
   if _flags_defined:
     return

@@ -32,8 +32,8 @@ from tensorflow.core.framework import summary_pb2
 
 from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
-from mixit import strategy as strategy_lib
-from mixit import trainer as trainer_lib
+from mixit.training import strategy as strategy_lib
+from mixit.training import trainer as trainer_lib
 
 # ------------------------------------------------------------------ model dir
 

@@ -34,7 +34,7 @@ import tensorflow as tf
 from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
 from mixit import model as model_lib  # registers the 'network' configurable
-from mixit import separator as separator_lib
+from mixit.serving import separator as separator_lib
 
 EXPORT_FORMAT = 'mixit-separation-savedmodel'
 EXPORT_FORMAT_VERSION = 1
@@ -315,7 +315,7 @@ _flags_defined = False
 
 
 def _define_flags() -> None:
-  """Defined on demand so that importing this module next to mixit.separate
+  """Defined on demand so that importing this module next to mixit.serving.separate
   (which has flags of the same names) does not clash."""
   global _flags_defined
   if _flags_defined:

@@ -222,7 +222,7 @@ class MixITTrainer(keras.Model):
 
   Compile with an optimizer from `build_optimizer` (built in the same
   `strategy.scope()`), then drive `train_step` / `test_step` through
-  `strategy.run` (as `mixit.train_lib` does) or through `fit`.
+  `strategy.run` (as `mixit.training.loop` does) or through `fit`.
 
   Training batch (DESIGN.md): `{'mom': [B,T], 'mixtures': [B,N,T]}` plus
   optionally `'sources': [B,S,T]`, `'num_sources': [B]`, `'supervised': [B]`
@@ -253,7 +253,7 @@ class MixITTrainer(keras.Model):
     inner = optimizer.inner_optimizer if scaled else optimizer
     if not isinstance(inner, PreReducedGradients):
       raise ValueError(
-          f'MixITTrainer needs an optimizer from mixit.trainer.build_optimizer (got '
+          f'MixITTrainer needs an optimizer from mixit.training.trainer.build_optimizer (got '
           f'{type(inner).__name__}): the train step all-reduces and clips the gradients '
           'itself, and a stock Keras optimizer would sum them over the replicas again')
     return optimizer, scaled

@@ -1,0 +1,1 @@
+"""Serving: SavedModel export (`export`), the streaming separator (`separator`), file separation (`separate`)."""
