@@ -44,12 +44,15 @@ def _si_snr_from_cosine(cosine, direct_noise) -> np.ndarray:
   return 10.0 * np.log10((signal + _POWER_EPSILON) / (noise + _POWER_EPSILON))
 
 
-def si_snr(estimate, reference) -> np.ndarray:
+def si_snr(reference, estimate) -> np.ndarray:
   """Scale-invariant SNR in dB, no zero-mean, computed in float64.
 
+  Reference first, as every scoring and loss function of the package
+  (`mixit.losses.snr_loss`, `pairwise_si_snr`, `score_example`).
+
   Args:
-    estimate: `[..., time]`.
-    reference: `[..., time]`, broadcastable against `estimate`.
+    reference: `[..., time]`.
+    estimate: `[..., time]`, broadcastable against `reference`.
 
   Returns:
     `[...]` float64 SI-SNR in dB, within [-80, 80].
@@ -66,15 +69,15 @@ def si_snr(estimate, reference) -> np.ndarray:
   return _si_snr_from_cosine(cosine, direct_noise)
 
 
-def si_snr_improvement(estimate, reference, mixture) -> np.ndarray:
-  """SI-SNR(estimate, reference) - SI-SNR(mixture, reference) in dB.
+def si_snr_improvement(reference, estimate, mixture) -> np.ndarray:
+  """SI-SNR(reference, estimate) - SI-SNR(reference, mixture) in dB.
 
   Args:
-    estimate: `[..., time]`.
     reference: `[..., time]`.
+    estimate: `[..., time]`.
     mixture: `[time]` or broadcastable against `reference`.
   """
-  return si_snr(estimate, reference) - si_snr(mixture, reference)
+  return si_snr(reference, estimate) - si_snr(reference, mixture)
 
 
 def pairwise_si_snr(references, estimates) -> np.ndarray:
@@ -85,7 +88,7 @@ def pairwise_si_snr(references, estimates) -> np.ndarray:
     estimates: `[estimate, time]`.
 
   Returns:
-    `[source, estimate]` float64, entry `[i, j] = si_snr(estimates[j], references[i])`.
+    `[source, estimate]` float64, entry `[i, j] = si_snr(references[i], estimates[j])`.
   """
   references = np.asarray(references, dtype=np.float64)
   estimates = np.asarray(estimates, dtype=np.float64)
@@ -218,8 +221,8 @@ def score_example(references, estimates, mixture=None) -> ExampleScores:
   else:
     active_seps = np.zeros_like(active_refs)
   return ExampleScores(
-      sisnr_separated=si_snr(aligned, references),
-      sisnr_mixture=si_snr(mixture[np.newaxis], references),
+      sisnr_separated=si_snr(references, aligned),
+      sisnr_mixture=si_snr(references, mixture[np.newaxis]),
       power_separated=power_separated,
       power_sources=power_sources,
       active_refs=active_refs,

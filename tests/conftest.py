@@ -23,6 +23,33 @@ TINY_NETWORK = (
 )
 
 
+def write_fuss_eval_folder(root, examples, rate, source_name=lambda j: f's{j}'):
+  """Writes FUSS-layout eval examples and `eval_example_list.txt` under `root`.
+
+  `examples` is a list of source arrays `[S, T]`; each source is quantised to 16 bits (as a
+  FUSS wav holds it), the mixture is written as float. Returns (list path, {name: sources}).
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from data_pipeline import audio_io  # pylint: disable=g-import-not-at-top
+  lines, all_sources = [], {}
+  for index, sources in enumerate(examples):
+    name = f'example{index:05d}'
+    sources = audio_io.quantize_pcm16(sources).astype(np.float32) / 32768.0
+    paths = []
+    for j, source in enumerate(sources):
+      relative = f'eval/{name}_sources/{source_name(j)}.wav'
+      audio_io.write_wav(os.path.join(root, relative), source, rate)
+      paths.append(relative)
+    audio_io.write_wav(os.path.join(root, f'eval/{name}.wav'), sources.sum(0), rate,
+                       subtype='FLOAT')
+    lines.append('\t'.join([f'eval/{name}.wav'] + paths))
+    all_sources[name] = sources
+  list_path = os.path.join(root, 'eval_example_list.txt')
+  with open(list_path, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  return list_path, all_sources
+
+
 def tiny_params(data_root: str, *params: str) -> list:
   """gin bindings of the tiny network on the data in `data_root`, then `params`."""
   return [f"DATA_ROOT = '{data_root}'", *TINY_NETWORK, *params]

@@ -14,6 +14,8 @@ from eval import baselines
 from eval import fuss
 from eval import report
 
+from conftest import write_fuss_eval_folder
+
 RATE = 16000
 LENGTH = 2048
 CAP = 10 * np.log10((1 + 1e-8) / 1e-8)  # SI-SNR of a perfect estimate.
@@ -333,25 +335,11 @@ class TestCsv:
 
 def write_fuss(root, counts=(1, 2, 3)):
   """Writes a FUSS-layout folder and eval_example_list.txt; returns (list path, sources)."""
-  lines, all_sources = [], {}
-  for index, count in enumerate(counts):
-    name = f'example{index:05d}'
-    sources = 0.5 * orthogonal_sources(count, seed=100 + index) / 4.0
-    sources = audio_io.quantize_pcm16(sources).astype(np.float32) / 32768.0
-    paths = []
-    for j, source in enumerate(sources):
-      kind = 'background' if j == 0 else 'foreground'
-      relative = f'eval/{name}_sources/{kind}{j}_sound.wav'
-      audio_io.write_wav(os.path.join(root, relative), source, RATE)
-      paths.append(relative)
-    audio_io.write_wav(os.path.join(root, f'eval/{name}.wav'), sources.sum(0), RATE,
-                       subtype='FLOAT')
-    lines.append('\t'.join([f'eval/{name}.wav'] + paths))
-    all_sources[name] = sources
-  list_path = os.path.join(root, 'eval_example_list.txt')
-  with open(list_path, 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-  return list_path, all_sources
+  examples = [0.5 * orthogonal_sources(count, seed=100 + index) / 4.0
+              for index, count in enumerate(counts)]
+  return write_fuss_eval_folder(
+      root, examples, RATE,
+      source_name=lambda j: f"{'background' if j == 0 else 'foreground'}{j}_sound")
 
 
 def write_separated(folder, all_sources, record=True):

@@ -20,6 +20,8 @@ from eval import fuss
 from mixit.serving import separate
 from mixit.serving import separator as separator_lib
 
+from conftest import write_fuss_eval_folder
+
 RATE = 8000
 
 
@@ -216,25 +218,9 @@ def test_separate_overwrite_removes_the_inputs_stale_outputs(tmp_path):
 
 def _fuss_folder(root, count):
   """`count` two-source examples; returns (list path, {name: sources [2, T]})."""
-  lines, all_sources = [], {}
   rng = np.random.default_rng(0)
-  for index in range(count):
-    name = f'example{index:05d}'
-    sources = (0.1 * rng.standard_normal((2, 4000))).astype(np.float32)
-    sources = audio_io.quantize_pcm16(sources).astype(np.float32) / 32768.0
-    paths = []
-    for j, source in enumerate(sources):
-      relative = f'eval/{name}_sources/s{j}.wav'
-      audio_io.write_wav(os.path.join(root, relative), source, RATE)
-      paths.append(relative)
-    audio_io.write_wav(os.path.join(root, f'eval/{name}.wav'), sources.sum(0), RATE,
-                       subtype='FLOAT')
-    lines.append('\t'.join([f'eval/{name}.wav'] + paths))
-    all_sources[name] = sources
-  list_path = os.path.join(root, 'eval_example_list.txt')
-  with open(list_path, 'w') as f:
-    f.write('\n'.join(lines) + '\n')
-  return list_path, all_sources
+  examples = [(0.1 * rng.standard_normal((2, 4000))).astype(np.float32) for _ in range(count)]
+  return write_fuss_eval_folder(root, examples, RATE)
 
 
 def test_evaluator_names_examples_whose_output_count_differs(tmp_path):
