@@ -161,12 +161,28 @@ def read_config(model_dir: str) -> Optional[str]:
     return f.read()
 
 
-def parse_model_dir(model_dir: str, gin_params: Iterable[str] = ()) -> None:
-  """Re-parses the config a training run saved in `model_dir` (imports ignored)."""
+def parse_model_dir(model_dir: str, gin_params: Iterable[str] = (),
+                    network_only: bool = False) -> None:
+  """Re-parses the config a training run saved in `model_dir` (its imports ignored).
+
+  The one re-parser of model-dir configs. With `network_only` (export, inference),
+  bindings of configurables the process never imports (trainer, datasets, optimizer)
+  are skipped, while a bad binding of `network` itself still raises.
+  """
   path = os.path.join(model_dir, CONFIG_FILENAME)
   if not tf.io.gfile.exists(path):
     raise ValueError(f'{model_dir!r} holds no {CONFIG_FILENAME}: not a mixit model dir')
-  parse([path], gin_params)
+  if not network_only:
+    parse([path], gin_params)
+    return
+  gin.add_config_file_search_path(package_gin_dir())
+  gin.clear_config()
+  text = read_model_dir_config(path)  # never runs the file's imports
+  try:
+    gin.parse_config(text, skip_unknown=True)
+    gin.parse_config(list(gin_params))
+  except (ValueError, KeyError, TypeError, IOError) as e:
+    raise ValueError(f'bad gin configuration in {path}: {e}') from e
 
 
 def _resolve_macro(value, chain=()):

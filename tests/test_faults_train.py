@@ -2,6 +2,7 @@
 the user wrote is deleted, nothing older than the last save is lost, a resume never
 silently restarts, and every failure is one line naming the file or binding."""
 import glob
+import json
 import logging
 import os
 import re
@@ -111,6 +112,31 @@ def test_overwrite_deletes_only_files_the_run_recorded(six_steps, fuss_root, tmp
   finally:
     gin.clear_config()
   assert sorted(os.listdir(legacy)) == ['ckpt-notes.txt']
+
+
+def test_overwrite_keeps_a_user_file_that_only_has_a_run_file_name(six_steps, fuss_root,
+                                                                   tmp_path):
+  model_dir = _copy(six_steps, tmp_path)
+  with open(os.path.join(model_dir, 'mixit_run.json')) as f:
+    started = json.load(f)['started']
+  # The user's file, older than the run, named exactly as a checkpoint index.
+  user_file = os.path.join(model_dir, 'ckpt-99.index')
+  with open(user_file, 'w') as f:
+    f.write('my index')
+  os.utime(user_file, (started - 3600, started - 3600))
+  # A checkpoint the run wrote but was killed before recording: newer than the run's start.
+  missed = os.path.join(model_dir, 'ckpt-8.index')
+  shutil.copy(os.path.join(model_dir, 'ckpt-6.index'), missed)
+  gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{fuss_root}'"] + TINY + ['NUM_SOURCES = 8'])
+  try:
+    with pytest.raises(ValueError, match=r'still holds checkpoints that no run recorded '
+                                         r'\(ckpt-99'):
+      train_loop.prepare_model_dir(model_dir, overwrite=True)
+  finally:
+    gin.clear_config()
+  assert sorted(os.listdir(model_dir)) == ['ckpt-99.index']
+  with open(user_file) as f:
+    assert f.read() == 'my index'
 
 
 def test_a_data_folder_is_refused_as_model_dir_and_left_alone(fuss_root, tmp_path):

@@ -27,7 +27,6 @@ from typing import List, Optional, Tuple, Union
 from absl import app
 from absl import flags
 from absl import logging
-import gin
 import numpy as np
 import tensorflow as tf
 
@@ -76,26 +75,6 @@ def checkpoint_path(model_dir: str, checkpoint: Union[None, int, str] = None) ->
   return checkpoints_lib.resolve(path, what='--checkpoint')
 
 
-def parse_network_config(model_dir: str) -> None:
-  """Parses `model_dir/config.gin` for building the network only.
-
-  The file is a training run's full config: bindings of configurables that an
-  inference process never imports (trainer, datasets, optimizer) are skipped,
-  while a bad binding of `network` itself still raises.
-  """
-  path = os.path.join(model_dir, gin_config.CONFIG_FILENAME)
-  if not tf.io.gfile.exists(path):
-    raise ValueError(f'{model_dir!r} holds no {gin_config.CONFIG_FILENAME}: not a mixit model '
-                     f'dir')
-  gin.add_config_file_search_path(gin_config.package_gin_dir())
-  gin.clear_config()
-  text = gin_config.read_model_dir_config(path)  # never runs the file's imports
-  try:
-    gin.parse_config(text, skip_unknown=True)
-  except (ValueError, KeyError, TypeError, IOError) as e:
-    raise ValueError(f'bad gin configuration in {path}: {e}') from e
-
-
 def restore_network(model_dir: str, checkpoint: Union[None, int, str] = None):
   """Rebuilds the network from `model_dir/config.gin` and restores a checkpoint.
 
@@ -106,7 +85,7 @@ def restore_network(model_dir: str, checkpoint: Union[None, int, str] = None):
     ValueError: no config, no such checkpoint, or a checkpoint whose weights do
       not match the network the config builds.
   """
-  parse_network_config(model_dir)
+  gin_config.parse_model_dir(model_dir, network_only=True)
   path = checkpoint_path(model_dir, checkpoint)
   network = model_lib.build_network()
   # Keras creates variables on the first call; restoring into a built network

@@ -44,8 +44,10 @@ _LOG_DIRS = ('train', 'eval')
 _EVENTS_PREFIX = 'events.out.tfevents.'
 # The names a run writes. With a manifest, `--overwrite` also deletes files of
 # these names that the manifest missed (a run killed between writing a
-# checkpoint and recording it, a temporary config left by a kill); a model dir
-# without a manifest (a run of an older version) loses exactly these names.
+# checkpoint and recording it, a temporary config left by a kill), but only
+# those modified after the manifest's `started` time: a user's file that merely
+# has such a name, older than the run, is never deleted. A model dir without a
+# manifest (a run of an older version) loses exactly these names.
 _RUN_FILES = re.compile(
     r'(checkpoint|config\.gin|operative_config\.gin|ckpt-\d+\.index'
     r'|ckpt-\d+\.data-\d{5}-of-\d{5}|(train|eval)/events\.out\.tfevents\.[^/]+'
@@ -60,28 +62,53 @@ def _write_atomically(path: str, text: str) -> None:
   tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def read_manifest(model_dir: str) -> Optional[List[str]]:
-  """The files (relative paths) the runs in `model_dir` recorded, or None without a manifest."""
+# Clock and file-system slack when comparing a file's mtime with the manifest's start.
+_MTIME_SLACK_SECONDS = 2.0
+
+
+def _read_manifest_record(model_dir: str) -> Optional[dict]:
   path = os.path.join(model_dir, RUN_MANIFEST)
   if not tf.io.gfile.exists(path):
     return None
   try:
     with tf.io.gfile.GFile(path) as f:
-      files = json.load(f)['files']
-  except (ValueError, KeyError, TypeError) as e:
+      record = json.load(f)
+    files = [str(name) for name in record['files']]
+    started = record.get('started')
+    if started is not None:
+      started = float(started)
+  except (ValueError, KeyError, TypeError, AttributeError) as e:
     raise ValueError(f'{path} is not a mixit run manifest ({e})') from e
-  return [str(name) for name in files]
+  return {'files': files, 'started': started}
+
+
+def read_manifest(model_dir: str) -> Optional[List[str]]:
+  """The files (relative paths) the runs in `model_dir` recorded, or None without a manifest."""
+  record = _read_manifest_record(model_dir)
+  return None if record is None else record['files']
 
 
 def record_files(model_dir: str, names: Sequence[str]) -> None:
-  """Adds `names` (relative to `model_dir`) to the run's manifest."""
-  files = read_manifest(model_dir) or []
+  """Adds `names` (relative to `model_dir`) to the run's manifest.
+
+  The manifest created first also records `started` (Unix time), before the run
+  has written anything it could miss recording.
+  """
+  record = _read_manifest_record(model_dir)
+  files = record['files'] if record else []
   new = [name for name in names if name not in files]
-  if not new and tf.io.gfile.exists(os.path.join(model_dir, RUN_MANIFEST)):
+  if not new and record is not None:
     return
+  started = record['started'] if record else time.time()
   _write_atomically(os.path.join(model_dir, RUN_MANIFEST),
-                    json.dumps({'format': 'mixit-run-manifest', 'files': files + new},
-                               indent=1) + '\n')
+                    json.dumps({'format': 'mixit-run-manifest', 'started': started,
+                                'files': files + new}, indent=1) + '\n')
+
+
+def _modified_since(path: str, started: Optional[float]) -> bool:
+  if started is None:
+    return False
+  return tf.io.gfile.stat(path).mtime_nsec / 1e9 >= started - _MTIME_SLACK_SECONDS
 
 
 def _checkpoint_files(model_dir: str, prefix: str) -> List[str]:
@@ -133,13 +160,20 @@ def _wipe_run(model_dir: str) -> List[str]:
       names.extend(f'{folder}/{n.rstrip("/")}'
                    for n in tf.io.gfile.listdir(os.path.join(model_dir, folder)))
   run_named = [name for name in names if _RUN_FILES.fullmatch(name)]
-  listed = read_manifest(model_dir)
-  if listed is None:
+  record = _read_manifest_record(model_dir)
+  if record is None:
     listed = run_named
     logging.warning('%s has no %s (a run of an older version): deleting only the files such '
                     'a run writes: %s', model_dir, RUN_MANIFEST, listed)
   else:
-    listed = listed + [n for n in run_named if n not in listed] + [RUN_MANIFEST]
+    listed = record['files']
+    missed = [n for n in run_named if n not in listed]
+    kept = [n for n in missed
+            if not _modified_since(os.path.join(model_dir, n), record['started'])]
+    if kept:
+      logging.warning('--overwrite: keeping %s: named like run files, but not recorded in %s '
+                      'and older than the run', ', '.join(kept), RUN_MANIFEST)
+    listed = listed + [n for n in missed if n not in kept] + [RUN_MANIFEST]
   deleted = []
   for name in listed:
     path = os.path.join(model_dir, name)
