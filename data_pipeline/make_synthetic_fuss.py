@@ -1,4 +1,4 @@
-"""Writes a synthetic FUSS-format dataset (`mixit-make-fuss`).
+r"""Writes a synthetic FUSS-format dataset (`mixit-make-fuss`).
 
     mixit-make-fuss --output_dir D --num_train 200 --num_validation 20 --num_eval 20 \
         [--sample_rate 16000 --clip_seconds 10 --reverb --seed 0]
@@ -11,7 +11,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from data_pipeline import synthetic
+from mixit import cli  # first: quiets TensorFlow's start-up notices (mixit/cli.py)
+from data_pipeline import synthetic  # pylint: disable=g-bad-import-order
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Dataset root to write (local or gs://).',
                                   required=True)
@@ -45,7 +46,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli.run(main, __name__)
 
 
 if __name__ == '__main__':

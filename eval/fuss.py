@@ -40,7 +40,8 @@ from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from data_pipeline import audio_io
+import mixit  # noqa: F401  (first: quiets TensorFlow's start-up notices, mixit/cli.py)
+from data_pipeline import audio_io  # pylint: disable=g-bad-import-order
 from data_pipeline import fuss as fuss_data
 from eval import baselines as baselines_lib
 from eval import metrics
@@ -811,9 +812,9 @@ def main(argv):
 
 def run():
   """Console script `mixit-evaluate`."""
-  from absl import app  # pylint: disable=g-import-not-at-top
+  from mixit import cli  # pylint: disable=g-import-not-at-top
   _define_flags()
-  app.run(main)
+  cli.run(main, __name__)
 
 
 if __name__ == '__main__':

@@ -6,6 +6,18 @@ import os as _os
 _os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 
 
+def _quiet_cli_start():
+  # A command-line run hides TensorFlow's CPU-only start-up notices (see
+  # mixit/cli.py); a library import changes nothing and does not import TF.
+  from mixit import cli  # pylint: disable=g-import-not-at-top
+  program = cli.cli_program()
+  if program:
+    cli.quiet_start()
+
+
+_quiet_cli_start()
+
+
 def __getattr__(name):
   # Lazy, so that `import mixit` does not pull in TensorFlow.
   if name == 'load_separator':

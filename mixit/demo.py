@@ -23,6 +23,7 @@ from absl import flags
 from absl import logging
 
 import mixit  # noqa: F401  (sets KERAS_BACKEND before Keras is imported)
+from mixit import cli
 from mixit import gin_config
 
 DEMO_GIN = 'demo/synthetic_small.gin'
@@ -148,7 +149,7 @@ def main(argv) -> Optional[int]:
 
 def run() -> None:
   """Console script `mixit-demo`."""
-  app.run(main)
+  cli.run(main, __name__)
 
 
 if __name__ == '__main__':

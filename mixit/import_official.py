@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from mixit import checkpoints as checkpoints_lib
+from mixit import cli
 from mixit import gin_config
 from mixit import layers
 from mixit import model
@@ -458,7 +459,7 @@ def main(argv) -> None:
 def run() -> None:
   """Console script `mixit-import-official`."""
   _define_flags()
-  app.run(main)
+  cli.run(main, __name__)
 
 
 if __name__ == '__main__':

@@ -22,6 +22,7 @@ from absl import flags
 from absl import logging
 
 import mixit  # noqa: F401  (sets KERAS_BACKEND before Keras is imported)
+from mixit import cli
 from mixit import gin_config
 from mixit.training import strategy as strategy_lib
 
@@ -140,7 +141,7 @@ def _main_reporting_errors(argv) -> None:
 
 def run() -> None:
   """Console-script entry point (`mixit-train`)."""
-  app.run(_main_reporting_errors)
+  cli.run(_main_reporting_errors, __name__)
 
 
 if __name__ == '__main__':

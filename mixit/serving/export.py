@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from mixit import checkpoints as checkpoints_lib
+from mixit import cli
 from mixit import gin_config
 from mixit import model as model_lib  # registers the 'network' configurable
 from mixit.serving import separator as separator_lib
@@ -325,7 +326,7 @@ def _main(argv) -> None:
 def run() -> None:
   """Console script `mixit-export`."""
   _define_flags()
-  app.run(_main)
+  cli.run(_main, __name__)
 
 
 if __name__ == '__main__':

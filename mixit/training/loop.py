@@ -324,8 +324,10 @@ class Progress:
     eta = (self.num_steps - step) / rate if rate > 0 else float('nan')
     terms = ' '.join(f'{k}={logs[k]:.3f}' for k in ('loss',) + trainer_lib.LOSS_TERMS
                      if k in logs)
-    return (f'step {step}/{self.num_steps} ({100.0 * step / self.num_steps:.1f}%) {terms} | '
-            f'{rate:.2f} steps/s | ETA {format_duration(eta)}')
+    line = f'step {step}/{self.num_steps} ({100.0 * step / self.num_steps:.1f}%) {terms}'
+    if not rate > 0:
+      return line  # No timed step yet: no rate and no ETA rather than `nan steps/s`.
+    return f'{line} | {rate:.2f} steps/s | ETA {format_duration(eta)}'
 
   def rate(self, step: int, now: Optional[float] = None) -> float:
     now = time.time() if now is None else now

@@ -1,0 +1,170 @@
+"""The console scripts: `--help` lists each command's own flags first, a quiet start on a
+CPU-only machine (unless the user chose a log level), and the progress line's rate."""
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TINY_GIN_FILES, tiny_params
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+BIN = pathlib.Path(sys.executable).parent
+
+# Console script -> (module, the flags it defines itself).
+SCRIPTS = {
+    'mixit-train': ('mixit.train', ['model_dir', 'gin_file', 'gin_param', 'gin_search_path',
+                                    'strategy', 'tpu', 'cluster_config', 'overwrite',
+                                    'init_from', 'traceback', 'virtual_cpus']),
+    'mixit-export': ('mixit.serving.export', ['model_dir', 'checkpoint', 'output_dir',
+                                              'overwrite']),
+    'mixit-separate': ('mixit.serving.separate', [
+        'saved_model', 'input', 'output_dir', 'max_chunk_seconds', 'overlap', 'drop_silent',
+        'silence_db', 'output_sample_rate', 'output_subtype', 'overwrite', 'skip_bad',
+        'progress']),
+    'mixit-evaluate': ('eval.fuss', ['saved_model', 'separated_dir', 'example_list',
+                                     'output_dir', 'label', 'compare', 'batch_size',
+                                     'max_examples', 'skip_bad', 'baselines', 'progress',
+                                     'overwrite']),
+    'mixit-make-fuss': ('data_pipeline.make_synthetic_fuss', [
+        'output_dir', 'num_train', 'num_validation', 'num_eval', 'sample_rate',
+        'clip_seconds', 'reverb', 'seed']),
+    'mixit-import-official': ('mixit.import_official', [
+        'checkpoint', 'output_dir', 'variant', 'sample_rate', 'window_seconds', 'hop_seconds',
+        'num_dilations', 'mixture_consistency', 'overwrite']),
+    'mixit-demo': ('mixit.demo', ['output_dir', 'num_steps', 'num_train', 'num_eval', 'seed',
+                                  'gin_param']),
+}
+GENERIC = ('--logtostderr', '--verbosity', '--alsologtostderr', '--test_srcdir', '--xml_output')
+NOISE = ('oneDNN custom operations', 'cudart_stub', 'cuInit', 'absl::InitializeLog',
+         'Sharding callback duration', 'unsupported characters', 'cpu_feature_guard')
+
+
+def _env(**extra):
+  env = dict(os.environ, **extra)
+  env.pop('TF_CPP_MIN_LOG_LEVEL', None)  # conftest sets it; a user's shell has it unset.
+  env.update(extra)
+  return env
+
+
+def _script(name):
+  path = BIN / name
+  if not path.exists():
+    found = shutil.which(name)
+    if not found:
+      pytest.skip(f'{name} is not installed (pip install -e .)')
+    path = pathlib.Path(found)
+  return str(path)
+
+
+def _flag_position(text, name):
+  match = re.search(rf'^\s+--(\[no\])?{name}:', text, re.M)
+  return match.start() if match else None
+
+
+@pytest.mark.parametrize('how', ['script', 'module'])
+@pytest.mark.parametrize('script', sorted(SCRIPTS))
+def test_help_lists_the_commands_own_flags_first(script, how):
+  module, own = SCRIPTS[script]
+  cmd = [_script(script)] if how == 'script' else [sys.executable, '-m', module]
+  for option in ('--help', '--helpfull'):
+    result = subprocess.run(cmd + [option], capture_output=True, text=True, timeout=120,
+                            cwd=REPO, env=_env())
+    assert result.returncode == 1, result.stderr  # absl's exit status for --help, as before
+    text = result.stdout
+    assert 'USAGE:' not in text, text[:300]
+    doc_line = sys.modules[module].__doc__.strip().splitlines()[0] if module in sys.modules \
+        else None
+    if doc_line:
+      assert doc_line in text
+    positions = {name: _flag_position(text, name) for name in own}
+    assert all(p is not None for p in positions.values()), (option, positions, text[:2000])
+    generic = [text.find(g + ':') for g in GENERIC if text.find(g + ':') >= 0]
+    if option == '--help':
+      assert not generic, text  # only the command's own flags
+    else:
+      assert max(positions.values()) < min(generic), (option, text[:3000])
+    assert not [n for n in NOISE if n in result.stderr], result.stderr
+
+
+def test_help_shows_the_docstring_and_defaults():
+  import data_pipeline.make_synthetic_fuss as make  # pylint: disable=import-outside-toplevel
+  text = subprocess.run([_script('mixit-make-fuss'), '--help'], capture_output=True,
+                        text=True, timeout=120, env=_env()).stdout
+  assert make.__doc__.strip().splitlines()[0] in text
+  block = text[_flag_position(text, 'num_train'):]
+  assert "(default: '200')" in block.split('\n  --')[0]
+
+
+def test_quiet_start_and_a_users_log_level_wins(tmp_path):
+  """A real make-fuss + 2-step train: no TF start-up noise unless the user asks for it."""
+  data = tmp_path / 'fuss'
+  made = subprocess.run([_script('mixit-make-fuss'), f'--output_dir={data}', '--num_train=8',
+                         '--num_validation=2', '--num_eval=0', '--sample_rate=8000',
+                         '--clip_seconds=0.25'], capture_output=True, text=True, timeout=300,
+                        env=_env())
+  assert made.returncode == 0, made.stderr
+  assert not [n for n in NOISE if n in made.stderr], made.stderr
+
+  def train(model_dir, **env):
+    args = [f'--model_dir={model_dir}'] + [f'--gin_file={f}' for f in TINY_GIN_FILES]
+    args += [f'--gin_param={p}' for p in tiny_params(
+        str(data), 'training.num_steps = 2', 'train_data.batch_size = 2',
+        'training.checkpoint_every = 1')]
+    return subprocess.run([_script('mixit-train')] + args, capture_output=True, text=True,
+                          timeout=600, cwd=REPO, env=_env(**env))
+
+  quiet = train(tmp_path / 'm1')
+  assert quiet.returncode == 0, quiet.stderr
+  assert not [n for n in NOISE if n in quiet.stderr], quiet.stderr
+  assert 'nan steps/s' not in quiet.stderr + quiet.stdout
+  assert re.search(r'step \d+/2', quiet.stderr + quiet.stdout)  # our own log lines remain
+  loud = train(tmp_path / 'm2', TF_CPP_MIN_LOG_LEVEL='0')
+  assert loud.returncode == 0, loud.stderr
+  assert 'oneDNN custom operations' in loud.stderr or 'cudart_stub' in loud.stderr, loud.stderr
+
+
+def test_user_chose_log_level():
+  from mixit import cli  # pylint: disable=import-outside-toplevel
+  saved = os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None)
+  try:
+    assert not cli.user_chose_log_level(['mixit-train', '--model_dir=x'])
+    assert cli.user_chose_log_level(['mixit-train', '--verbosity=1'])
+    assert cli.user_chose_log_level(['mixit-train', '-v', '1'])
+    assert cli.user_chose_log_level(['mixit-train', '--verbosity', '-1'])
+    assert not cli.user_chose_log_level(['mixit-train', '--', '--verbosity=1'])
+    assert not cli.user_chose_log_level(['mixit-train', '--vmodule=x'])
+    os.environ['TF_CPP_MIN_LOG_LEVEL'] = '0'
+    assert cli.user_chose_log_level(['mixit-train'])
+  finally:
+    os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None)
+    if saved is not None:
+      os.environ['TF_CPP_MIN_LOG_LEVEL'] = saved
+
+
+def test_verbosity_flag_brings_the_notices_back(tmp_path):
+  result = subprocess.run([_script('mixit-export'), '--verbosity=0', '--model_dir',
+                           str(tmp_path / 'none'), '--output_dir', str(tmp_path / 'e')],
+                          capture_output=True, text=True, timeout=120, env=_env())
+  assert result.returncode != 0
+  assert 'cudart_stub' in result.stderr or 'oneDNN' in result.stderr, result.stderr
+  quiet = subprocess.run([_script('mixit-export'), '--model_dir', str(tmp_path / 'none'),
+                          '--output_dir', str(tmp_path / 'e')],
+                         capture_output=True, text=True, timeout=120, env=_env())
+  assert quiet.returncode == result.returncode
+  assert not [n for n in NOISE if n in quiet.stderr], quiet.stderr
+  assert quiet.stderr.strip()  # the error itself is still reported
+
+
+def test_progress_line_has_a_real_rate_or_none():
+  from mixit.training import loop  # pylint: disable=import-outside-toplevel
+  progress = loop.Progress(start_step=0, num_steps=10)
+  first = progress.line(1, {'loss': 1.0}, now=100.0)
+  assert 'nan' not in first and 'steps/s' not in first and 'ETA' not in first
+  assert first.startswith('step 1/10 (10.0%)')
+  second = progress.line(3, {'loss': 0.5}, now=104.0)
+  assert '0.50 steps/s' in second  # 2 steps in 4 s
+  assert 'ETA' in second and 'nan' not in second
