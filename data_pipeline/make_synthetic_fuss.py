@@ -11,8 +11,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from mixit import cli  # first: quiets TensorFlow's start-up notices (mixit/cli.py)
-from data_pipeline import synthetic  # pylint: disable=g-bad-import-order
+from data_pipeline import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Dataset root to write (local or gs://).',
                                   required=True)
@@ -46,7 +45,8 @@ def main(argv):
 
 
 def run():
-  cli.run(main, __name__)
+  """`python -m data_pipeline.make_synthetic_fuss`."""
+  app.run(main)  # `mixit-make-fuss` is `mixit.cli.make_synthetic_fuss`
 
 
 if __name__ == '__main__':

@@ -40,7 +40,7 @@ from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-import mixit  # noqa: F401  (first: quiets TensorFlow's start-up notices, mixit/cli.py)
+import mixit  # first: quiets TensorFlow's start-up notices in a CLI run (mixit/__init__.py)
 from data_pipeline import audio_io  # pylint: disable=g-bad-import-order
 from data_pipeline import fuss as fuss_data
 from eval import baselines as baselines_lib
@@ -812,9 +812,8 @@ def main(argv):
 
 def run():
   """Console script `mixit-evaluate`."""
-  from mixit import cli  # pylint: disable=g-import-not-at-top
   _define_flags()
-  cli.run(main, __name__)
+  mixit.run_cli(main, __name__)
 
 
 if __name__ == '__main__':

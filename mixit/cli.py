@@ -1,124 +1,14 @@
-"""Plumbing shared by the console scripts: a truthful `--help` and a quiet start.
+"""The `mixit-make-fuss` console script.
 
-`run(main, module_name)` is `absl.app.run(main)`, except that `--help` lists the
-flags of `module_name` (with their help text and defaults) under the module's
-docstring, whether the program was started as a console script (`mixit-train`)
-or as `python -m mixit.train`: absl only lists the flags of the module that
-`sys.argv[0]` names, which for a console script is the script wrapper.
-
-`quiet_start()` (called by `mixit/__init__.py` in a command-line process) hides
-TensorFlow's start-up notices on a CPU-only machine (the oneDNN and
-`cudart_stub` lines, `failed call to cuInit`, C++ INFO lines such as "Sharding
-callback duration", and the SavedModel warning about the `resource` input name),
-unless the user set `TF_CPP_MIN_LOG_LEVEL` or `--verbosity`. Our own warnings and
-errors, TensorFlow's C++ warnings and errors and every other stderr line are kept.
+It lives here, not in `data_pipeline/make_synthetic_fuss.py`, because
+`data_pipeline/` imports nothing of `mixit`: importing `mixit` first quiets
+TensorFlow's start-up notices and `mixit.run_cli` makes `--help` list the
+generator's own flags, exactly as `python -m data_pipeline.make_synthetic_fuss`.
 """
-import logging as _logging
-import os
-import re
-import sys
-import tempfile
-from typing import Optional
-
-# Console scripts (setup: [project.scripts]) and the modules behind them.
-CLI_MODULES = ('mixit.train', 'mixit.serving.export', 'mixit.serving.separate', 'eval.fuss',
-               'data_pipeline.make_synthetic_fuss', 'mixit.import_official', 'mixit.demo')
-
-# Start-up lines that TensorFlow writes to stderr before its logging is set up
-# (TF_CPP_MIN_LOG_LEVEL does not reach them).
-_NOISE = re.compile(
-    r'(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR'
-    r'|^[IW]\d{4} .*\b(port\.cc|cudart_stub\.cc|cpu_feature_guard\.cc)'
-    r'|^E\d{4} .*failed call to cuInit'
-    r'|^To enable the following instructions: .* in other operations, rebuild TensorFlow)')
+import mixit
 
 
-def cli_program() -> Optional[str]:
-  """The console script or `python -m` module this process runs, if it is one of ours."""
-  name = os.path.basename(sys.argv[0] if sys.argv else '')
-  if name.startswith('mixit-'):
-    return name
-  # `python -m pkg.mod` imports `pkg` before sys.argv[0] names the module.
-  orig = list(getattr(sys, 'orig_argv', []))
-  if '-m' in orig[:-1] and orig[orig.index('-m') + 1] in CLI_MODULES:
-    return orig[orig.index('-m') + 1]
-  spec = getattr(sys.modules.get('__main__'), '__spec__', None)
-  return spec.name if getattr(spec, 'name', None) in CLI_MODULES else None
-
-
-def user_chose_log_level(argv=None) -> bool:
-  """True when TF_CPP_MIN_LOG_LEVEL is set or --verbosity/-v is on the command line."""
-  if 'TF_CPP_MIN_LOG_LEVEL' in os.environ:
-    return True
-  for arg in (sys.argv if argv is None else argv)[1:]:
-    if arg == '--':
-      break
-    name = arg.lstrip('-').split('=', 1)[0]
-    if arg.startswith('-') and name in ('verbosity', 'v'):
-      return True
-  return False
-
-
-class _DropNotices(_logging.Filter):
-  """Drops TensorFlow's warning that a SavedModel input called `resource` is renamed."""
-
-  def filter(self, record):
-    message = record.getMessage()
-    return not ('contains input name(s)' in message and 'unsupported characters' in message)
-
-
-def quiet_start(import_tensorflow: bool = True) -> None:
-  """Silences TensorFlow's start-up notices unless the user chose a log level.
-
-  Args:
-    import_tensorflow: import TensorFlow now, with its start-up notices filtered
-      out of stderr (the programs that do not need TensorFlow pass False).
-  """
-  if user_chose_log_level():
-    return
-  os.environ['TF_CPP_MIN_LOG_LEVEL'] = '1'  # C++ INFO off; warnings and errors stay.
-  _logging.getLogger('tensorflow').addFilter(_DropNotices())
-  if not import_tensorflow or 'tensorflow' in sys.modules:
-    return
-  # The notices are written straight to file descriptor 2 while TensorFlow loads
-  # and finds its devices: that output is captured, and all but them written back.
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      tf.config.list_physical_devices()
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-      captured.seek(0)
-      text = captured.read().decode('utf-8', 'replace')
-      kept = [line for line in text.splitlines(keepends=True) if not _NOISE.search(line)]
-      sys.stderr.write(''.join(kept))
-      sys.stderr.flush()
-
-
-def adopt_flags(module_name: str) -> None:
-  """Makes the flags of `module_name` the ones that `--help` lists first."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  main_key = sys.argv[0]
-  if module_name == '__main__' or module_name == main_key:
-    return  # `python -m`: absl already files the flags under sys.argv[0].
-  by_module = flags.FLAGS.flags_by_module_dict()
-  own = by_module.pop(module_name, [])
-  by_module.setdefault(main_key, []).extend(own)
-  for flag in own:
-    flags.FLAGS.register_key_flag_for_module(main_key, flag)
-  main = sys.modules.get('__main__')
-  module = sys.modules.get(module_name)
-  if main is not None and not main.__doc__ and module is not None:
-    main.__doc__ = module.__doc__
-
-
-def run(main, module_name: str) -> None:
-  """`absl.app.run(main)` with `--help` showing `module_name`'s flags and docstring."""
-  from absl import app  # pylint: disable=g-import-not-at-top
-  adopt_flags(module_name)
-  app.run(main)
+def make_synthetic_fuss() -> None:
+  """Console script `mixit-make-fuss` (`data_pipeline.make_synthetic_fuss.main`)."""
+  from data_pipeline import make_synthetic_fuss as make  # pylint: disable=g-import-not-at-top
+  mixit.run_cli(make.main, make.__name__)

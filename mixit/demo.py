@@ -22,8 +22,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import mixit  # noqa: F401  (sets KERAS_BACKEND before Keras is imported)
-from mixit import cli
+import mixit  # first: sets KERAS_BACKEND, quiets TF's start-up notices in a CLI run
 from mixit import gin_config
 
 DEMO_GIN = 'demo/synthetic_small.gin'
@@ -149,7 +148,7 @@ def main(argv) -> Optional[int]:
 
 def run() -> None:
   """Console script `mixit-demo`."""
-  cli.run(main, __name__)
+  mixit.run_cli(main, __name__)
 
 
 if __name__ == '__main__':

@@ -39,8 +39,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+import mixit
 from mixit import checkpoints as checkpoints_lib
-from mixit import cli
 from mixit import gin_config
 from mixit import layers
 from mixit import model
@@ -459,7 +459,7 @@ def main(argv) -> None:
 def run() -> None:
   """Console script `mixit-import-official`."""
   _define_flags()
-  cli.run(main, __name__)
+  mixit.run_cli(main, __name__)
 
 
 if __name__ == '__main__':

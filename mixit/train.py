@@ -21,8 +21,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-import mixit  # noqa: F401  (sets KERAS_BACKEND before Keras is imported)
-from mixit import cli
+import mixit  # first: sets KERAS_BACKEND, quiets TF's start-up notices in a CLI run
 from mixit import gin_config
 from mixit.training import strategy as strategy_lib
 
@@ -141,7 +140,7 @@ def _main_reporting_errors(argv) -> None:
 
 def run() -> None:
   """Console-script entry point (`mixit-train`)."""
-  cli.run(_main_reporting_errors, __name__)
+  mixit.run_cli(_main_reporting_errors, __name__)
 
 
 if __name__ == '__main__':

@@ -128,7 +128,7 @@ def test_quiet_start_and_a_users_log_level_wins(tmp_path):
 
 
 def test_user_chose_log_level():
-  from mixit import cli  # pylint: disable=import-outside-toplevel
+  import mixit as cli  # pylint: disable=import-outside-toplevel
   saved = os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None)
   try:
     assert not cli.user_chose_log_level(['mixit-train', '--model_dir=x'])

@@ -30,8 +30,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+import mixit
 from mixit import checkpoints as checkpoints_lib
-from mixit import cli
 from mixit import gin_config
 from mixit import model as model_lib  # registers the 'network' configurable
 from mixit.serving import separator as separator_lib
@@ -326,7 +326,7 @@ def _main(argv) -> None:
 def run() -> None:
   """Console script `mixit-export`."""
   _define_flags()
-  cli.run(_main, __name__)
+  mixit.run_cli(_main, __name__)
 
 
 if __name__ == '__main__':

@@ -33,7 +33,7 @@ import numpy as np
 import soundfile
 
 from data_pipeline import audio_io
-from mixit import cli
+import mixit
 from mixit.serving import separator as separator_lib
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.aif', '.aiff', '.mp3')
@@ -563,7 +563,7 @@ def _main(argv) -> None:
 def run() -> None:
   """Console script `mixit-separate`."""
   _define_flags()
-  cli.run(_main, __name__)
+  mixit.run_cli(_main, __name__)
 
 
 if __name__ == '__main__':
