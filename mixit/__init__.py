@@ -75,10 +75,13 @@ def user_chose_log_level(argv=None) -> bool:
 
 
 class _DropNotices(_logging.Filter):
-  """Drops TensorFlow's warning that a SavedModel input called `resource` is renamed."""
+  """Drops two TensorFlow notices: the SavedModel input `resource` is renamed (export), and
+  "Sharding callback duration" (an INFO line at every checkpoint)."""
 
   def filter(self, record):
     message = record.getMessage()
+    if message.startswith('Sharding callback duration'):
+      return False
     return not ('contains input name(s)' in message and 'unsupported characters' in message)
 
 
@@ -92,7 +95,8 @@ def quiet_start(import_tensorflow: bool = True) -> None:
   if user_chose_log_level():
     return
   _os.environ['TF_CPP_MIN_LOG_LEVEL'] = '1'  # C++ INFO off; warnings and errors stay.
-  _logging.getLogger('tensorflow').addFilter(_DropNotices())
+  for name in ('tensorflow', 'absl'):  # TF logs through both
+    _logging.getLogger(name).addFilter(_DropNotices())
   if not import_tensorflow or 'tensorflow' in _sys.modules:
     return
   # The notices are written straight to file descriptor 2 while TensorFlow loads
