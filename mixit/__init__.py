@@ -95,8 +95,11 @@ def quiet_start(import_tensorflow: bool = True) -> None:
   if user_chose_log_level():
     return
   _os.environ['TF_CPP_MIN_LOG_LEVEL'] = '1'  # C++ INFO off; warnings and errors stay.
-  for name in ('tensorflow', 'absl'):  # TF logs through both
-    _logging.getLogger(name).addFilter(_DropNotices())
+  # TF logs through both. absl's logger is taken from absl: a `getLogger('absl')` made
+  # before absl.logging is imported would be a plain logger that names the wrong caller.
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  for logger in (_logging.getLogger('tensorflow'), absl_logging.get_absl_logger()):
+    logger.addFilter(_DropNotices())
   if not import_tensorflow or 'tensorflow' in _sys.modules:
     return
   # The notices are written straight to file descriptor 2 while TensorFlow loads

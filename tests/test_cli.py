@@ -125,6 +125,8 @@ def test_quiet_start_and_a_users_log_level_wins(tmp_path):
   assert not [n for n in NOISE if n in quiet.stderr], quiet.stderr
   assert 'nan steps/s' not in quiet.stderr + quiet.stdout
   assert re.search(r'step \d+/2', quiet.stderr + quiet.stdout)  # our own log lines remain
+  # ... and still name the file and line that logged them.
+  assert re.search(r'loop\.py:\d+\] saved ', quiet.stderr), quiet.stderr
   loud = train(tmp_path / 'm2', TF_CPP_MIN_LOG_LEVEL='0')
   assert loud.returncode == 0, loud.stderr
   assert 'oneDNN custom operations' in loud.stderr or 'cudart_stub' in loud.stderr, loud.stderr
