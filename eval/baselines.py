@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.signal
 
+from mixit import stft_constants
+
 # The analysis of the TDCN++ masking network: 32 ms windows, 8 ms hop.
-WINDOW_SECONDS = 0.032
-HOP_SECONDS = 0.008
+WINDOW_SECONDS = stft_constants.STFT_WINDOW_SECONDS
+HOP_SECONDS = stft_constants.STFT_HOP_SECONDS
 
 MIXTURE = 'mixture'
 ORACLE_BINARY_MASK = 'oracle_binary_mask'

@@ -44,13 +44,14 @@ from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
 from mixit import layers
 from mixit import model
+from mixit import stft_constants
 
 VARIANTS = ('fuss_baseline', 'train_stft', 'mixit_neurips2020')
 # Every published model runs 4 repeats of these 8 dilations.
 OFFICIAL_NUM_DILATIONS = 8
 # (window, hop) in seconds of the published hparams, whatever the sample rate.
-OFFICIAL_STFT_SECONDS = (0.032, 0.008)
-OFFICIAL_BASIS_SECONDS = (0.0025, 0.00125)
+OFFICIAL_STFT_SECONDS = (stft_constants.STFT_WINDOW_SECONDS, stft_constants.STFT_HOP_SECONDS)
+OFFICIAL_BASIS_SECONDS = (stft_constants.BASIS_WINDOW_SECONDS, stft_constants.BASIS_HOP_SECONDS)
 
 # Training state that a TF1 Estimator checkpoint may hold beside the model: not
 # part of the network, so it is skipped (and logged), never silently matched.

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from mixit import layers
+from mixit import stft_constants
 
 FRONT_ENDS = ('stft', 'learned')
 FEATURE_NORMS = ('auto', 'mean_and_variance', 'none')
@@ -208,9 +209,11 @@ def build_network(num_sources: int = 8,
                      f'{FEATURE_NORMS}')
   learned = front_end == 'learned'
   if window_seconds is None:
-    window_seconds = 0.0025 if learned else 0.032
+    window_seconds = (stft_constants.BASIS_WINDOW_SECONDS if learned
+                      else stft_constants.STFT_WINDOW_SECONDS)
   if hop_seconds is None:
-    hop_seconds = 0.00125 if learned else 0.008
+    hop_seconds = (stft_constants.BASIS_HOP_SECONDS if learned
+                   else stft_constants.STFT_HOP_SECONDS)
   if input_feature_norm == 'auto':
     input_feature_norm = 'none' if learned else 'mean_and_variance'
   if dilations is None:
