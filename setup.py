@@ -33,7 +33,9 @@ setuptools.setup(
         'matplotlib',
     ],
     extras_require={
-        'test': ['pytest>=7', 'pytest-timeout'],
+        'test': ['pytest>=7', 'pytest-timeout', 'ai-edge-litert'],
+        # On-device inference of an exported model.tflite (mixit-export --litert).
+        'litert': ['ai-edge-litert'],
         # The tensorflow-io backend only works with the TF 2.16 stack.
         'tfio': ['tensorflow==2.16.2', 'tensorflow-io==0.37.1', 'numpy<2'],
     },
