@@ -13,7 +13,10 @@ this package to run:
   also readable as the variables `loaded.sample_rate`, `loaded.num_sources`.
 
 `mixit_export.json` beside `saved_model.pb` records the same numbers and where
-the weights came from.
+the weights came from. `README.md` is the model card (`mixit.serving.model_card`;
+`MODEL_CARD.md` when a user's README.md is there). With `--litert`,
+`model.tflite` is a LiteRT model of a fixed `--litert_window_seconds` window
+(`mixit.serving.litert`).
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ import mixit
 from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
 from mixit import model as model_lib  # registers the 'network' configurable
+from mixit.serving import litert as litert_lib
+from mixit.serving import model_card
 from mixit.serving import separator as separator_lib
 
 EXPORT_FORMAT = 'mixit-separation-savedmodel'
@@ -204,6 +209,8 @@ def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
       deleted = []
       for name in _own_files(output_dir):
         path = os.path.join(output_dir, *name.split('/'))
+        if name in model_card.CARD_NAMES and not model_card.is_card(path):
+          continue  # the user replaced the card with a file of their own
         if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
           tf.io.gfile.remove(path)
           deleted.append(name)
@@ -234,7 +241,10 @@ def _verify(network, output_dir: str) -> float:
 
 def export_saved_model(model_dir: str, output_dir: str,
                        checkpoint: Union[None, int, str] = None, *,
-                       overwrite: bool = False, verify: bool = True) -> dict:
+                       overwrite: bool = False, verify: bool = True,
+                       litert: bool = False,
+                       litert_window_seconds: float = litert_lib.DEFAULT_WINDOW_SECONDS,
+                       eval_summary: Optional[str] = None) -> dict:
   """Exports the network of `model_dir` (checkpoint `ckpt-N`, default latest).
 
   Args:
@@ -243,13 +253,23 @@ def export_saved_model(model_dir: str, output_dir: str,
     checkpoint: None (latest), a step number N (`ckpt-N`) or a prefix path.
     overwrite: replace an earlier export in `output_dir`.
     verify: reload the export and compare it with the in-memory network.
+    litert: also write `model.tflite`, a LiteRT model of a fixed window
+      (`mixit.serving.litert`), builtin operators only.
+    litert_window_seconds: the `.tflite` window length in seconds.
+    eval_summary: a FUSS `summary.json` for the model card (default: the
+      model dir's `summary.json`, if there is one).
 
   Returns:
     the metadata written to `mixit_export.json`.
   """
   model_dir = os.fspath(model_dir)
   network, path, step = restore_network(model_dir, checkpoint)
+  if litert:
+    litert_lib.window_samples(network, litert_window_seconds)  # fails before any write
   _prepare_output_dir(output_dir, overwrite)
+  # The card's name and summary are checked before anything is written.
+  model_card.card_path(output_dir)
+  model_card.find_summary(model_dir, eval_summary)
   present = set(_files_under(output_dir))
   module = SeparationModule(network)
   tf.saved_model.save(module, output_dir, signatures={
@@ -278,9 +298,13 @@ def export_saved_model(model_dir: str, output_dir: str,
     if not error <= _VERIFY_ATOL:
       raise RuntimeError(f'the SavedModel in {output_dir} differs from the in-memory network by '
                          f'{error:g} (tolerance {_VERIFY_ATOL:g})')
+  if litert:
+    metadata['litert'] = litert_lib.write(network, output_dir, litert_window_seconds)
+  card = model_card.write(output_dir, metadata, model_dir, eval_summary)
+  metadata['model_card'] = card
   # The files this export wrote: a later --overwrite deletes these and nothing else.
   metadata['files'] = sorted(set(_files_under(output_dir)) - present
-                             | {separator_lib.EXPORT_JSON})
+                             | {separator_lib.EXPORT_JSON, card})
   with tf.io.gfile.GFile(os.path.join(output_dir, separator_lib.EXPORT_JSON), 'w') as f:
     json.dump(metadata, f, indent=2)
   logging.info('exported %s (step %s, M=%d, %d Hz) to %s', path, step, metadata['num_sources'],
@@ -307,6 +331,13 @@ def _define_flags() -> None:
                       'default: the latest.')
   flags.DEFINE_string('output_dir', None, 'Folder for the SavedModel.', required=True)
   flags.DEFINE_boolean('overwrite', False, 'Replace an earlier export in --output_dir.')
+  flags.DEFINE_boolean('litert', False, 'Also write model.tflite (LiteRT, fixed window, '
+                       'builtin ops only) beside the SavedModel.')
+  flags.DEFINE_float('litert_window_seconds', litert_lib.DEFAULT_WINDOW_SECONDS,
+                     'Window length of the .tflite in seconds (e.g. the streaming '
+                     'separator\'s chunk).')
+  flags.DEFINE_string('eval_summary', None, 'FUSS summary.json for the model card; default: '
+                      'the model dir\'s summary.json if present.')
   _flags_defined = True
 
 
@@ -316,7 +347,9 @@ def _main(argv) -> None:
   values = flags.FLAGS
   try:
     metadata = export_saved_model(values.model_dir, values.output_dir, values.checkpoint,
-                                  overwrite=values.overwrite)
+                                  overwrite=values.overwrite, litert=values.litert,
+                                  litert_window_seconds=values.litert_window_seconds,
+                                  eval_summary=values.eval_summary)
   except (ValueError, FileExistsError, FileNotFoundError) as e:
     print(f'mixit-export: error: {e}', file=sys.stderr)
     sys.exit(1)

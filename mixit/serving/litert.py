@@ -1,0 +1,252 @@
+"""On-device export: a LiteRT (`.tflite`) flatbuffer of a fixed window.
+
+The converted graph takes `mixture_waveform float32 [1, window]` and returns
+`separated_waveforms float32 [1, M, window]` (`window` = window seconds x the
+model's sample rate, e.g. 160000 samples for 10 s at 16 kHz). A shorter input
+is zero-padded to `window` by the caller and the outputs are cut back to its
+length; a long recording is run window by window (see README.md, "On-device
+export").
+
+TensorFlow's RFFT/IRFFT convert to LiteRT only as Flex (TF select) ops, which
+the plain LiteRT runtime does not have. For the conversion the STFT front end
+is therefore expressed with fixed DFT bases (computed in float64, cast to
+float32): analysis is a strided 1-D convolution whose kernel is the windowed
+cosine/sine basis, synthesis a transposed convolution with the windowed
+inverse basis (which is the overlap-add). Both give the network's own
+`tf.signal.stft` / `inverse_stft` up to float rounding; `convert` checks that the
+flatbuffer uses builtin operators only.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from mixit import layers
+from mixit.serving import separator as separator_lib
+
+TFLITE_FILENAME = 'model.tflite'
+DEFAULT_WINDOW_SECONDS = 10.0
+# Operator names LiteRT prints for ops outside its builtin set.
+_NON_BUILTIN = ('FlexDelegate', 'Flex', 'CUSTOM')
+
+
+def stft_bases(front_end: layers.StftFrontEnd):
+  """Analysis kernel `[window, 1, 2 * bins]` and synthesis kernel `[window, 1, 2 * bins]`.
+
+  Analysis: channel k is `w[n] cos(2 pi k n / N)`, channel bins + k is
+  `-w[n] sin(2 pi k n / N)` (real and imaginary part of the windowed rfft).
+  Synthesis: the irfft (weights 1 for DC and Nyquist, 2 otherwise, over N) times
+  the inverse-STFT window, so that a transposed convolution with hop stride is
+  `tf.signal.inverse_stft`.
+  """
+  length, n_fft = front_end.frame_length, front_end.fft_length
+  bins = front_end.num_bins
+  n = np.arange(length, dtype=np.float64)[:, None]
+  k = np.arange(bins, dtype=np.float64)[None, :]
+  angle = 2.0 * np.pi * n * k / n_fft
+  window = np.asarray(layers.sqrt_hann_window(length, tf.float64), np.float64)
+  analysis = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1) * window[:, None]
+  weights = np.full(bins, 2.0)
+  weights[0] = 1.0
+  if n_fft % 2 == 0:
+    weights[-1] = 1.0
+  inverse_window = tf.signal.inverse_stft_window_fn(
+      front_end.frame_step, forward_window_fn=layers.sqrt_hann_window)(length, tf.float64)
+  inverse_window = np.asarray(inverse_window, np.float64)
+  synthesis = np.concatenate([np.cos(angle) * weights, -np.sin(angle) * weights], axis=1)
+  synthesis = synthesis / n_fft * inverse_window[:, None]
+  return (analysis[:, None, :].astype(np.float32), synthesis[:, None, :].astype(np.float32))
+
+
+class _DftStft:
+  """Replacement encode/magnitude/apply_mask/decode for a StftFrontEnd (static shapes)."""
+
+  def __init__(self, front_end: layers.StftFrontEnd):
+    self.front_end = front_end
+    analysis, synthesis = stft_bases(front_end)
+    self.analysis = tf.constant(analysis)
+    self.synthesis = tf.constant(synthesis)
+    self.bins = front_end.num_bins
+
+  def encode(self, waveform):
+    fe = self.front_end
+    if fe.zero_pad_start:
+      waveform = tf.pad(waveform, [[0, 0], [fe.frame_length - fe.frame_step, 0]])
+    length = int(waveform.shape[-1])
+    frames = -(-length // fe.frame_step)  # pad_end=True
+    padded = (frames - 1) * fe.frame_step + fe.frame_length
+    waveform = tf.pad(waveform, [[0, 0], [0, padded - length]])
+    coefficients = tf.nn.conv1d(waveform[:, :, tf.newaxis], self.analysis, fe.frame_step,
+                                'VALID')
+    return coefficients[..., :self.bins], coefficients[..., self.bins:]
+
+  def magnitude(self, coefficients):
+    real, imag = coefficients
+    return tf.sqrt(real * real + imag * imag)
+
+  def apply_mask(self, mask, coefficients):
+    real, imag = coefficients
+    return mask * real[:, tf.newaxis], mask * imag[:, tf.newaxis]
+
+  def decode(self, coefficients, length):
+    fe = self.front_end
+    real, imag = coefficients
+    stacked = tf.concat([real, imag], axis=-1)  # [b, m, frame, 2 * bins]
+    batch, sources, frames = (int(d) for d in stacked.shape[:3])
+    stacked = tf.reshape(stacked, [batch * sources, frames, 2 * self.bins])
+    total = (frames - 1) * fe.frame_step + fe.frame_length
+    waveform = tf.nn.conv1d_transpose(stacked, self.synthesis, [batch * sources, total, 1],
+                                      fe.frame_step, 'VALID')
+    waveform = tf.reshape(waveform, [batch, sources, total])
+    if fe.zero_pad_start:
+      waveform = waveform[..., fe.frame_length - fe.frame_step:]
+    return waveform[..., :length]
+
+
+class _MatmulLearned:
+  """Learned-basis front end with static framing (conv) and overlap-add (transposed conv)."""
+
+  def __init__(self, front_end: layers.LearnedBasisFrontEnd):
+    self.front_end = front_end
+    self.frame_kernel = tf.constant(np.eye(front_end.frame_length, dtype=np.float32)[:, None, :])
+
+  def encode(self, waveform):
+    fe = self.front_end
+    length = int(waveform.shape[-1])
+    frames = max(1 - (-(length - fe.frame_length) // fe.frame_step), 1)
+    padded = (frames - 1) * fe.frame_step + fe.frame_length
+    waveform = tf.pad(waveform, [[0, 0], [0, max(padded - length, 0)]])[:, :padded]
+    framed = tf.nn.conv1d(waveform[:, :, tf.newaxis], self.frame_kernel, fe.frame_step, 'VALID')
+    return fe.encoder(framed)
+
+  def magnitude(self, coefficients):
+    return coefficients
+
+  def apply_mask(self, mask, coefficients):
+    return mask * coefficients[:, tf.newaxis]
+
+  def decode(self, coefficients, length):
+    fe = self.front_end
+    frames_out = fe.decoder(coefficients)  # [b, m, frame, window]
+    batch, sources, frames = (int(d) for d in frames_out.shape[:3])
+    flat = tf.reshape(frames_out, [batch * sources, frames, fe.frame_length])
+    total = (frames - 1) * fe.frame_step + fe.frame_length
+    waveform = tf.nn.conv1d_transpose(flat, self.frame_kernel, [batch * sources, total, 1],
+                                      fe.frame_step, 'VALID')
+    waveform = tf.reshape(waveform, [batch, sources, total])
+    # total >= length: the frames cover the whole input.
+    return waveform[..., :length]
+
+
+@contextlib.contextmanager
+def builtin_front_end(network) -> Iterator[None]:
+  """While active, the network's front end runs as convolutions with fixed bases."""
+  front_end = network.front_end
+  if isinstance(front_end, layers.StftFrontEnd):
+    replacement = _DftStft(front_end)
+  elif isinstance(front_end, layers.LearnedBasisFrontEnd):
+    replacement = _MatmulLearned(front_end)
+  else:
+    raise ValueError(f'no LiteRT conversion for front end {type(front_end).__name__}')
+  names = ('encode', 'magnitude', 'apply_mask', 'decode')
+  for name in names:
+    object.__setattr__(front_end, name, getattr(replacement, name))
+  try:
+    yield
+  finally:
+    for name in names:
+      object.__delattr__(front_end, name)
+
+
+def window_samples(network, window_seconds: float) -> int:
+  if not window_seconds > 0:
+    raise ValueError(f'--litert_window_seconds must be positive, got {window_seconds}')
+  return int(round(float(window_seconds) * int(network.sample_rate)))
+
+
+def convert(network, window: int) -> bytes:
+  """The LiteRT flatbuffer of `network` on `[1, window]` inputs (builtin ops only).
+
+  Raises:
+    RuntimeError: the converted model needs Flex or custom operators.
+  """
+  with builtin_front_end(network):
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([1, window], tf.float32, name=separator_lib.INPUT_KEY)])
+    def serve(mixture_waveform):
+      outputs = network(mixture_waveform, training=False)
+      return {separator_lib.OUTPUT_KEY: outputs['separated_waveforms']}
+
+    concrete = serve.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], network)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    model = converter.convert()
+  foreign = [op for op in operators(model) if op.startswith(_NON_BUILTIN)]
+  if foreign:
+    raise RuntimeError(f'the LiteRT model needs non-builtin operators {sorted(set(foreign))}')
+  return model
+
+
+def operators(model: bytes) -> List[str]:
+  """Names of the operators in a LiteRT flatbuffer (from TF's model analyzer)."""
+  from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+  root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+  codes = {value: name for name, value in vars(schema.BuiltinOperator).items()
+           if not name.startswith('_')}
+  names = []
+  for code in root.operatorCodes:
+    builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+    name = codes.get(builtin, str(builtin))
+    if name == 'CUSTOM':
+      custom = code.customCode.decode() if code.customCode else ''
+      name = f'Flex:{custom}' if custom.startswith('Flex') else f'CUSTOM:{custom}'
+    names.append(name)
+  return names
+
+
+def write(network, output_dir: str, window_seconds: float = DEFAULT_WINDOW_SECONDS,
+          filename: str = TFLITE_FILENAME) -> dict:
+  """Converts and writes `output_dir/filename`; returns its description for the export json."""
+  window = window_samples(network, window_seconds)
+  model = convert(network, window)
+  path = os.path.join(output_dir, filename)
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(model)
+  return {'file': filename, 'window_samples': window,
+          'window_seconds': window / int(network.sample_rate),
+          'input': separator_lib.INPUT_KEY, 'input_shape': [1, window],
+          'output': separator_lib.OUTPUT_KEY,
+          'output_shape': [1, int(network.num_sources), window],
+          'size_bytes': len(model)}
+
+
+def interpreter(path: str, num_threads: Optional[int] = None):
+  """A LiteRT interpreter of `path` (ai-edge-litert), tensors allocated."""
+  try:
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  except ImportError:  # TensorFlow's own copy of the runtime.
+    Interpreter = tf.lite.Interpreter  # pylint: disable=invalid-name
+  runner = Interpreter(model_path=path, num_threads=num_threads)
+  runner.allocate_tensors()
+  return runner
+
+
+def run_window(runner, mixture: np.ndarray) -> np.ndarray:
+  """Separates one `[time]` mixture of at most the window's length (zero-padded)."""
+  detail = runner.get_input_details()[0]
+  window = int(detail['shape'][-1])
+  mixture = np.asarray(mixture, np.float32).reshape(-1)
+  if mixture.size > window:
+    raise ValueError(f'mixture of {mixture.size} samples is longer than the LiteRT window '
+                     f'({window} samples)')
+  padded = np.zeros([1, window], np.float32)
+  padded[0, :mixture.size] = mixture
+  runner.set_tensor(detail['index'], padded)
+  runner.invoke()
+  output = runner.get_output_details()[0]
+  return runner.get_tensor(output['index'])[0, :, :mixture.size]

@@ -1,0 +1,107 @@
+"""LiteRT export: the interpreter against the SavedModel (1e-4 relative), builtin
+operators only, the DFT-basis STFT against tf.signal, and the export's file list."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import mixit  # sets KERAS_BACKEND
+import tensorflow as tf
+
+from mixit import gin_config
+from mixit import layers
+from mixit import model as model_lib
+from mixit.serving import export
+from mixit.serving import litert
+from mixit.serving import separator as separator_lib
+
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 0.5
+
+
+def make_model_dir(path, bindings=()):
+  """A model dir (config.gin + ckpt-1) of the demo-size TDCN++ with M = 8, random weights."""
+  gin_config.parse(['models/tdcnpp_small.gin'], ['NUM_SOURCES = 8', *bindings])
+  network = model_lib.build_network()
+  network(tf.zeros([1, SAMPLE_RATE // 4]), training=False)
+  rng = np.random.default_rng(3)
+  for variable in network.trainable_variables:
+    variable.assign(variable.numpy() + 0.05 * rng.standard_normal(variable.shape))
+  gin_config.write_config(str(path))
+  manager = tf.train.CheckpointManager(
+      tf.train.Checkpoint(network=network, step=tf.Variable(1, dtype=tf.int64)), str(path), 3)
+  manager.save(checkpoint_number=1)
+  return network
+
+
+def _relative_error(model_dir, output_dir, length):
+  metadata = export.export_saved_model(str(model_dir), str(output_dir), litert=True,
+                                       litert_window_seconds=WINDOW_SECONDS)
+  mixture = (0.1 * np.random.default_rng(5).standard_normal(length)).astype(np.float32)
+  window = metadata['litert']['window_samples']
+  assert window == int(WINDOW_SECONDS * SAMPLE_RATE)
+  runner = litert.interpreter(os.path.join(str(output_dir), litert.TFLITE_FILENAME), 2)
+  served_litert = litert.run_window(runner, mixture)
+  # The SavedModel on the same zero-padded window, cut back.
+  _, signature, _, _ = separator_lib.load_saved_model(str(output_dir))
+  padded = np.zeros([1, window], np.float32)
+  padded[0, :length] = mixture
+  reference = separator_lib.serve(signature, padded)[0, :, :length]
+  assert served_litert.shape == reference.shape == (8, length)
+  return metadata, float(np.max(np.abs(served_litert - reference)) / np.max(np.abs(reference)))
+
+
+@pytest.mark.parametrize('front_end', ['stft', 'learned'])
+def test_litert_equals_saved_model(tmp_path, front_end):
+  model_dir = tmp_path / 'run'
+  make_model_dir(model_dir, [f"network.front_end = '{front_end}'"])
+  metadata, error = _relative_error(model_dir, tmp_path / 'export', 6001)
+  assert error < 1e-4
+  # Builtin operators only, read from the written flatbuffer.
+  with open(tmp_path / 'export' / litert.TFLITE_FILENAME, 'rb') as f:
+    names = litert.operators(f.read())
+  assert names and not [n for n in names if n.startswith(('Flex', 'CUSTOM'))]
+  assert 'TRANSPOSE_CONV' in names
+  assert litert.TFLITE_FILENAME in metadata['files']
+  with open(tmp_path / 'export' / separator_lib.EXPORT_JSON) as f:
+    assert litert.TFLITE_FILENAME in json.load(f)['files']
+
+
+def test_dft_bases_equal_tf_signal():
+  """The conv STFT/iSTFT equal tf.signal.stft / inverse_stft (float64 references)."""
+  front_end = layers.StftFrontEnd(512, 128)
+  replacement = litert._DftStft(front_end)  # pylint: disable=protected-access
+  x = np.random.default_rng(0).standard_normal([1, 3000]).astype(np.float32)
+  real, imag = replacement.encode(tf.constant(x))
+  reference = front_end.encode(tf.constant(x)).numpy()
+  np.testing.assert_allclose(real.numpy(), reference.real, atol=2e-4)
+  np.testing.assert_allclose(imag.numpy(), reference.imag, atol=2e-4)
+  mask = np.random.default_rng(1).uniform(size=[1, 2] + list(reference.shape[1:])).astype(
+      np.float32)
+  decoded = replacement.decode(replacement.apply_mask(tf.constant(mask), (real, imag)), 3000)
+  expected = front_end.decode(front_end.apply_mask(tf.constant(mask), tf.constant(reference)),
+                              3000).numpy()
+  np.testing.assert_allclose(decoded.numpy(), expected, atol=2e-5)
+
+
+def test_bad_window_and_long_input(tmp_path):
+  model_dir = tmp_path / 'run'
+  make_model_dir(model_dir)
+  with pytest.raises(ValueError, match='litert_window_seconds'):
+    export.export_saved_model(str(model_dir), str(tmp_path / 'e'), litert=True,
+                              litert_window_seconds=0)
+  assert not (tmp_path / 'e').exists()
+
+
+def test_overwrite_deletes_the_tflite_only(tmp_path):
+  model_dir = tmp_path / 'run'
+  make_model_dir(model_dir)
+  out = tmp_path / 'export'
+  export.export_saved_model(str(model_dir), str(out), litert=True,
+                            litert_window_seconds=0.25, verify=False)
+  (out / 'notes.tflite').write_bytes(b'user')
+  metadata = export.export_saved_model(str(model_dir), str(out), overwrite=True, verify=False)
+  assert not (out / litert.TFLITE_FILENAME).exists()
+  assert (out / 'notes.tflite').read_bytes() == b'user'
+  assert 'litert' not in metadata
