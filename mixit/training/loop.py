@@ -13,6 +13,7 @@ which the checkpoint holds), TensorBoard scalars and audio in `train/` and
 The data iterator is not checkpointed: its shuffle buffers hold hundreds of
 10-s clips, and a resumed run simply draws fresh random mixtures of mixtures.
 """
+import dataclasses
 import difflib
 import json
 import math
@@ -482,13 +483,8 @@ def train(model_dir: str,
   if num_steps < 1 or checkpoint_every < 1 or log_every < 1 or summary_every < 1:
     raise ValueError(f'num_steps ({num_steps}), checkpoint_every ({checkpoint_every}), '
                      f'log_every ({log_every}) and summary_every ({summary_every}) must be >= 1')
-  if network_fn is None:
-    from mixit import model as model_lib  # pylint: disable=g-import-not-at-top
-    network_fn = model_lib.build_network
-  if train_input_fn is None or (eval_input_fn is None and eval_every):
-    default_train, default_eval = _default_input_fns()
-    train_input_fn = train_input_fn or default_train
-    eval_input_fn = eval_input_fn or default_eval
+  network_fn, train_input_fn, eval_input_fn = _resolve_factories(
+      network_fn, train_input_fn, eval_input_fn, eval_every)
   if seed is not None:
     keras.utils.set_random_seed(seed)
   chief = strategy_lib.is_chief(strategy)
@@ -501,7 +497,85 @@ def train(model_dir: str,
   # config.gin is written once the first step has run: a run that fails to
   # start (a bad data path, a bad binding) leaves no config that a corrected
   # command would be refused against.
+  state = _build_state(strategy, network_fn, trainer_fn, optimizer_fn, jit_compile)
+  # Workers wait until the chief has checked (and maybe wiped) the model dir.
+  _barrier(strategy)
+  saver = _Saver(state, model_dir, chief, max_to_keep)
+  saver.restore_or_initialize(resumable, init_from)
 
+  train_step, eval_loop = _step_functions(strategy, state)
+  train_iterator = iter(strategy.distribute_datasets_from_function(train_input_fn))
+  eval_dataset = (strategy.distribute_datasets_from_function(eval_input_fn)
+                  if eval_every else None)
+  audio_example = None
+  if chief and eval_every and audio_summaries:
+    audio_batch = next(iter(eval_input_fn(tf.distribute.InputContext())))
+    audio_example = {k: v[:1].numpy() for k, v in audio_batch.items()}
+  if chief:
+    train_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'train'))
+    eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'eval'))
+    record_files(model_dir, _event_files(model_dir))
+  else:
+    train_writer = eval_writer = tf.summary.create_noop_writer()
+  validator = (_Validator(state, eval_dataset, eval_loop, eval_steps, eval_writer, audio_example)
+               if eval_every else None)
+
+  logs, results, skipped = {}, {}, 0
+  progress = Progress(int(state.step.numpy()), num_steps)
+  current = int(state.step.numpy())
+  if current >= num_steps:
+    logging.info('step %d >= num_steps %d: nothing to train', current, num_steps)
+  config_written = current > 0 and gin_config.read_config(model_dir) is not None
+  while current < num_steps:
+    logs = {k: float(v) for k, v in train_step(train_iterator).items()}
+    current = int(state.step.numpy())
+    if chief and not config_written:
+      _write_run_config(model_dir)
+      config_written = True
+    if logs['finite'] < 1.0:
+      skipped += 1
+      _handle_nonfinite(state.trainer.settings.nonfinite, current, logs, skipped)
+    last = current == num_steps
+    if current % log_every == 0 or last:
+      logging.info('%s', progress.line(current, logs))
+    if current % summary_every == 0 or last:
+      _write_train_summaries(train_writer, state, logs, progress.rate(current), skipped,
+                             current)
+    if current % checkpoint_every == 0 or last:
+      saver.save(current)
+    if validator is not None and (current % eval_every == 0 or last):
+      results = validator.evaluate(current)
+  train_writer.flush()
+  saver.close()
+  out = dict(logs)
+  out.update({f'eval/{k}': v for k, v in results.items()})
+  out['step'] = float(int(state.step.numpy()))
+  return out
+
+
+def _resolve_factories(network_fn, train_input_fn, eval_input_fn, eval_every):
+  """The network and input factories, with the package defaults for those not given."""
+  if network_fn is None:
+    from mixit import model as model_lib  # pylint: disable=g-import-not-at-top
+    network_fn = model_lib.build_network
+  if train_input_fn is None or (eval_input_fn is None and eval_every):
+    default_train, default_eval = _default_input_fns()
+    train_input_fn = train_input_fn or default_train
+    eval_input_fn = eval_input_fn or default_eval
+  return network_fn, train_input_fn, eval_input_fn
+
+
+@dataclasses.dataclass
+class _TrainState:
+  """What a checkpoint holds, and the trainer around it."""
+  network: keras.Model
+  trainer: trainer_lib.MixITTrainer
+  optimizer: keras.optimizers.Optimizer
+  step: tf.Variable
+
+
+def _build_state(strategy, network_fn, trainer_fn, optimizer_fn, jit_compile) -> _TrainState:
+  """Builds network, trainer, optimiser (with its slots) and step counter in the strategy."""
   with strategy.scope():
     network = network_fn()
     trainer = trainer_fn(network)
@@ -515,34 +589,59 @@ def train(model_dir: str,
   num_params = int(sum(np.prod(v.shape) for v in network.trainable_variables))
   logging.info('network %s: %d outputs, %d trainable parameters', network.name,
                network.num_sources, num_params)
+  return _TrainState(network, trainer, optimizer, step)
 
-  # Workers wait until the chief has checked (and maybe wiped) the model dir.
-  _barrier(strategy)
-  checkpoint = tf.train.Checkpoint(network=network, optimizer=optimizer, step=step)
-  worker_dir = None
-  if chief:
-    manager_dir = model_dir
-  else:
-    # Non-chief workers must save too (the save may involve collectives) but
-    # into a scratch folder that they delete.
-    worker_dir = tempfile.mkdtemp(prefix='mixit_worker_')
-    manager_dir = worker_dir
-  latest = find_resume_checkpoint(model_dir, repair=chief)
-  manager = tf.train.CheckpointManager(checkpoint, manager_dir, max_to_keep=max_to_keep)
-  if latest:
-    checkpoints_lib.restore(checkpoint, latest, partial=False,
-                            mismatch=f'checkpoint {latest} does not match this network')
-    logging.info('resumed from %s at step %d (learning rate %.3g)', latest, int(step.numpy()),
-                 trainer_lib.current_learning_rate(optimizer))
-  elif resumable:
-    raise RuntimeError(f'{model_dir} was expected to hold a checkpoint')
-  elif init_from:
-    logging.info('initialised the network from %s', initialize_from(network, init_from))
 
-  train_dataset = strategy.distribute_datasets_from_function(train_input_fn)
-  train_iterator = iter(train_dataset)
-  eval_dataset = (strategy.distribute_datasets_from_function(eval_input_fn)
-                  if eval_every else None)
+class _Saver:
+  """Checkpoints of the run: resume, fine-tuning start, saving and the run manifest.
+
+  Non-chief workers must save too (the save may involve collectives), but into
+  a scratch folder that `close` deletes.
+  """
+
+  def __init__(self, state: _TrainState, model_dir: str, chief: bool, max_to_keep: int):
+    self._state = state
+    self._model_dir = model_dir
+    self._chief = chief
+    self._worker_dir = None if chief else tempfile.mkdtemp(prefix='mixit_worker_')
+    self._checkpoint = tf.train.Checkpoint(network=state.network, optimizer=state.optimizer,
+                                           step=state.step)
+    self._latest = find_resume_checkpoint(model_dir, repair=chief)
+    self._manager = tf.train.CheckpointManager(self._checkpoint, self._worker_dir or model_dir,
+                                               max_to_keep=max_to_keep)
+
+  def restore_or_initialize(self, resumable: bool, init_from: Optional[str]) -> None:
+    """Resumes from the newest intact checkpoint, else starts from `init_from` or scratch."""
+    if self._latest:
+      checkpoints_lib.restore(self._checkpoint, self._latest, partial=False,
+                              mismatch=f'checkpoint {self._latest} does not match this network')
+      logging.info('resumed from %s at step %d (learning rate %.3g)', self._latest,
+                   int(self._state.step.numpy()),
+                   trainer_lib.current_learning_rate(self._state.optimizer))
+    elif resumable:
+      raise RuntimeError(f'{self._model_dir} was expected to hold a checkpoint')
+    elif init_from:
+      logging.info('initialised the network from %s',
+                   initialize_from(self._state.network, init_from))
+
+  def save(self, current: int) -> None:
+    path = self._manager.save(checkpoint_number=current)
+    if self._chief:
+      record_files(self._model_dir, _checkpoint_files(self._model_dir, path)
+                   + [checkpoints_lib.STATE_FILENAME])
+      _write_run_config(self._model_dir)
+      logging.info('saved %s', path)
+
+  def close(self) -> None:
+    if self._chief:
+      record_files(self._model_dir, _event_files(self._model_dir))
+    if self._worker_dir is not None:
+      shutil.rmtree(self._worker_dir, ignore_errors=True)
+
+
+def _step_functions(strategy: tf.distribute.Strategy, state: _TrainState):
+  """The distributed train step (one batch, all replicas) and the validation loop."""
+  trainer = state.trainer
 
   def replica_train_step(batch):
     return trainer.train_step(batch)
@@ -550,7 +649,7 @@ def train(model_dir: str,
   @tf.function
   def train_step(iterator):
     logs = strategy.run(replica_train_step, args=(next(iterator),))
-    step.assign_add(1)
+    state.step.assign_add(1)
     # train_step all-reduces its logs: every replica holds the global values.
     return {k: strategy.experimental_local_results(v)[0] for k, v in logs.items()}
 
@@ -566,84 +665,57 @@ def train(model_dir: str,
       count += 1
     return count
 
-  audio_example = None
-  if chief and eval_every and audio_summaries:
-    audio_batch = next(iter(eval_input_fn(tf.distribute.InputContext())))
-    audio_example = {k: v[:1].numpy() for k, v in audio_batch.items()}
+  return train_step, eval_loop
 
-  if chief:
-    train_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'train'))
-    eval_writer = tf.summary.create_file_writer(os.path.join(model_dir, 'eval'))
-    record_files(model_dir, _event_files(model_dir))
-  else:
-    train_writer = eval_writer = tf.summary.create_noop_writer()
 
-  def evaluate(at_step: int) -> Dict[str, float]:
+class _Validator:
+  """Validation runs: scores over `eval_steps` batches, TensorBoard scalars and audio."""
+
+  def __init__(self, state: _TrainState, dataset, eval_loop, eval_steps: Optional[int],
+               writer, audio_example: Optional[Dict[str, np.ndarray]]):
+    self._state = state
+    self._dataset = dataset
+    self._eval_loop = eval_loop
+    self._max_steps = 2**62 if eval_steps is None or eval_steps < 0 else eval_steps
+    self._writer = writer
+    self._audio_example = audio_example
+
+  def evaluate(self, at_step: int) -> Dict[str, float]:
+    trainer, network = self._state.trainer, self._state.network
     trainer.reset_eval()
-    max_steps = -1 if eval_steps is None else eval_steps
-    batches = int(eval_loop(iter(eval_dataset),
-                            tf.constant(max_steps if max_steps >= 0 else 2**62, tf.int64)))
+    batches = int(self._eval_loop(iter(self._dataset), tf.constant(self._max_steps, tf.int64)))
     results = {k: float(v) for k, v in trainer.eval_results().items()}
     logging.info('validation at step %d over %d batch(es): %s', at_step, batches,
                  ', '.join(f'{k}={v:.3f}' for k, v in results.items()))
-    with eval_writer.as_default():
+    with self._writer.as_default():
       for name, value in results.items():
         write_scalar(name, value, at_step)
-      if audio_example is not None:
-        separated = network(tf.constant(audio_example['mixture']), training=False)
+      if self._audio_example is not None:
+        example = self._audio_example
+        separated = network(tf.constant(example['mixture']), training=False)
         rate = int(getattr(network, 'sample_rate', 16000))
-        write_audio('mixture', audio_example['mixture'], rate, at_step)
-        write_audio('references', audio_example['sources'][0], rate, at_step)
+        write_audio('mixture', example['mixture'], rate, at_step)
+        write_audio('references', example['sources'][0], rate, at_step)
         write_audio('separated', separated['separated_waveforms'].numpy()[0], rate, at_step)
-    eval_writer.flush()
+    self._writer.flush()
     return results
 
-  nonfinite_mode = trainer.settings.nonfinite
-  progress = Progress(int(step.numpy()), num_steps)
-  logs, results, skipped = {}, {}, 0
-  current = int(step.numpy())
-  if current >= num_steps:
-    logging.info('step %d >= num_steps %d: nothing to train', current, num_steps)
-  config_written = current > 0 and gin_config.read_config(model_dir) is not None
-  while current < num_steps:
-    tensors = train_step(train_iterator)
-    logs = {k: float(v) for k, v in tensors.items()}
-    current = int(step.numpy())
-    if chief and not config_written:
-      _write_run_config(model_dir)
-      config_written = True
-    if logs['finite'] < 1.0:
-      message = nonfinite_message(current, logs)
-      if nonfinite_mode == 'stop':
-        raise FloatingPointError(
-            f'{message}. The weights were not updated; the last checkpoint is intact. '
-            'Set trainer.nonfinite = "skip" to skip such batches.')
-      skipped += 1
-      logging.warning('%s: batch skipped (%d so far)', message, skipped)
-    if current % log_every == 0 or current == num_steps:
-      logging.info('%s', progress.line(current, logs))
-    if current % summary_every == 0 or current == num_steps:
-      with train_writer.as_default():
-        for name, value in logs.items():
-          write_scalar(name, value, current)
-        write_scalar('learning_rate', trainer_lib.current_learning_rate(optimizer), current)
-        write_scalar('steps_per_sec', progress.rate(current), current)
-        write_scalar('skipped_batches', skipped, current)
-    if current % checkpoint_every == 0 or current == num_steps:
-      path = manager.save(checkpoint_number=current)
-      if chief:
-        record_files(model_dir, _checkpoint_files(model_dir, path)
-                     + [checkpoints_lib.STATE_FILENAME])
-        _write_run_config(model_dir)
-        logging.info('saved %s', path)
-    if eval_every and (current % eval_every == 0 or current == num_steps):
-      results = evaluate(current)
-  train_writer.flush()
-  if chief:
-    record_files(model_dir, _event_files(model_dir))
-  if worker_dir is not None:
-    shutil.rmtree(worker_dir, ignore_errors=True)
-  out = dict(logs)
-  out.update({f'eval/{k}': v for k, v in results.items()})
-  out['step'] = float(int(step.numpy()))
-  return out
+
+def _handle_nonfinite(mode: str, current: int, logs: Dict[str, float], skipped: int) -> None:
+  """Stops the run ('stop') or logs the skipped batch ('skip'); the weights were not touched."""
+  message = nonfinite_message(current, logs)
+  if mode == 'stop':
+    raise FloatingPointError(
+        f'{message}. The weights were not updated; the last checkpoint is intact. '
+        'Set trainer.nonfinite = "skip" to skip such batches.')
+  logging.warning('%s: batch skipped (%d so far)', message, skipped)
+
+
+def _write_train_summaries(writer, state: _TrainState, logs: Dict[str, float], rate: float,
+                           skipped: int, current: int) -> None:
+  with writer.as_default():
+    for name, value in logs.items():
+      write_scalar(name, value, current)
+    write_scalar('learning_rate', trainer_lib.current_learning_rate(state.optimizer), current)
+    write_scalar('steps_per_sec', rate, current)
+    write_scalar('skipped_batches', skipped, current)

@@ -190,6 +190,15 @@ def build_trainer(network: keras.Model,
   return MixITTrainer(network, settings)
 
 
+def _require_keys(data, what: str, layout: Dict[str, str]) -> None:
+  """Raises naming the expected keys and shapes unless `data` is a dict holding them."""
+  if isinstance(data, dict) and all(key in data for key in layout):
+    return
+  keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+  wanted = ' and '.join(f"{key!r} {shape}" for key, shape in layout.items())
+  raise ValueError(f'{what} must be a dict with {wanted}; got {keys}')
+
+
 def _static_shape(name: str, x: tf.Tensor, rank: int) -> list:
   if x.shape.rank != rank:
     raise ValueError(f'batch[{name!r}] must have rank {rank}, got shape {x.shape}')
@@ -261,10 +270,7 @@ class MixITTrainer(keras.Model):
   # ---------------------------------------------------------------- training
 
   def _check_train_batch(self, data) -> None:
-    if not isinstance(data, dict) or 'mom' not in data or 'mixtures' not in data:
-      keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-      raise ValueError(f"training batch must be a dict with 'mom' [B,T] and 'mixtures' "
-                       f"[B,N,T]; got {keys}")
+    _require_keys(data, 'training batch', {'mom': '[B,T]', 'mixtures': '[B,N,T]'})
     mom = _static_shape('mom', data['mom'], 2)
     mixtures = _static_shape('mixtures', data['mixtures'], 3)
     batch = {'mom': mom[0], 'mixtures': mixtures[0]}
@@ -455,10 +461,7 @@ class MixITTrainer(keras.Model):
     distribution strategy; under one, this replica's share: read
     `eval_results()` in cross-replica context after the loop).
     """
-    if not isinstance(data, dict) or 'mixture' not in data or 'sources' not in data:
-      keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-      raise ValueError(f"eval batch must be a dict with 'mixture' [B,T] and 'sources' "
-                       f"[B,S,T]; got {keys}")
+    _require_keys(data, 'eval batch', {'mixture': '[B,T]', 'sources': '[B,S,T]'})
     mixture_shape = _static_shape('mixture', data['mixture'], 2)
     sources_shape = _static_shape('sources', data['sources'], 3)
     _same_dim('batch', {'mixture': mixture_shape[0], 'sources': sources_shape[0]})
