@@ -2,7 +2,18 @@
 
 WAV files on the training path are decoded in-graph by `tf.audio.decode_wav`
 (see `fuss.py`); this module serves everything else: other formats (FLAC, OGG,
-MP3), other WAV encodings, resampling, evaluation and the synthetic data maker.
+MP3), other WAV encodings, resampling, evaluation, the synthetic data maker,
+the in-the-wild reader and `mixit-separate`. It is the one implementation of
+each audio step, and imports nothing of the package (so the SavedModel
+separator may use it):
+
+- `AUDIO_EXTENSIONS` and `find_audio_files(folder)`: what counts as an audio
+  file in a folder (`mixit-separate --input`, in-the-wild sources);
+- `open_audio(path)` -> `AudioReader`: reading in blocks (bounded memory) with
+  the truncation checks; `read_audio` reads a whole file;
+- `AudioWriter`: writing a WAV in blocks; `write_wav` writes a whole array;
+- `Resampler`: streaming soxr resampling; `resample` is a one-shot use of it;
+- `downmix`: the channel mean.
 
 Backend: `tensorflow-io` when it is installed and works (it only does with the
 TF 2.16 stack), else `soundfile` + `soxr`. The choice is made once per process,
@@ -10,7 +21,8 @@ logged, and can be forced with the environment variable
 `MIXIT_AUDIO_BACKEND=tfio|soundfile` (`auto`, the default, prefers tfio). Forcing
 `tfio` when it does not work raises instead of silently falling back.
 
-Every file goes through `tf.io.gfile`, so paths may be on gs://. Every failure
+Every file goes through `tf.io.gfile`, so paths may be on gs:// (or TF's
+in-memory ram://), for reading and writing. Every failure
 raises an error naming the file: `FileNotFoundError` when it does not exist,
 `AudioDecodeError` (a `ValueError`) when it is empty, corrupt, truncated, in an
 unsupported format, or holds NaN/inf samples.
@@ -24,8 +36,9 @@ import io
 import math
 import os
 import struct
+import tempfile
 import threading
-from typing import Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from absl import logging
 import numpy as np
@@ -34,6 +47,11 @@ import tensorflow as tf
 
 BACKEND_ENV = 'MIXIT_AUDIO_BACKEND'
 BACKENDS = ('tfio', 'soundfile')
+
+# The file names taken as audio when a folder is searched (`find_audio_files`):
+# the formats libsndfile reads (WAV, FLAC, OGG Vorbis/Opus, AIFF, AU) and MP3
+# (libsndfile >= 1.1). Matched case-insensitively.
+AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.aif', '.aiff', '.au', '.mp3')
 
 _PCM16_SCALE = 32768.0
 _lock = threading.Lock()
@@ -143,7 +161,11 @@ def check_wav_complete(f, size: int, path: str) -> None:
     chunk = f.read(8)
     (chunk_size,) = struct.unpack('<I', chunk[4:8])
     if chunk[:4] == b'data':
-      # 0 and 0xFFFFFFFF mark streamed files whose writer never filled in the size.
+      # 0 and 0xFFFFFFFF mark streamed files whose writer never filled in the size:
+      # the samples run to the end of the file, so there must be some.
+      if chunk_size in (0, 0xFFFFFFFF) and offset + 8 >= size:
+        raise AudioDecodeError(f'{path}: WAV file holds no samples (its data chunk declares '
+                               f'{chunk_size} bytes and none follow)')
       if chunk_size not in (0, 0xFFFFFFFF) and offset + 8 + chunk_size > size:
         raise AudioDecodeError(
             f'{path}: truncated WAV file (data chunk declares {chunk_size} bytes, '
@@ -239,17 +261,8 @@ def decode_pcm16_wav(data: bytes, path: str) -> Tuple[np.ndarray, int]:
 
 
 def _decode_soundfile(data: bytes, path: str) -> Tuple[np.ndarray, int]:
-  try:
-    with soundfile.SoundFile(io.BytesIO(data)) as f:
-      declared = f.frames
-      rate = f.samplerate
-      waveform = f.read(dtype='float32', always_2d=True)
-  except (RuntimeError, TypeError, ValueError, soundfile.SoundFileError) as e:
-    raise AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
-  if 0 < declared != waveform.shape[0] and _sniff_format(data) != 'ogg':
-    raise AudioDecodeError(
-        f'{path}: truncated audio ({waveform.shape[0]} of {declared} frames decoded)')
-  return waveform, int(rate)
+  with AudioReader(io.BytesIO(data), path) as reader:
+    return reader.read(), reader.sample_rate
 
 
 def _decode_tfio(data: bytes, path: str) -> Tuple[np.ndarray, int]:
@@ -336,7 +349,7 @@ def read_audio(path: str, sample_rate: Optional[int] = None) -> Tuple[np.ndarray
   with tf.io.gfile.GFile(path, 'rb') as f:
     data = f.read()
   waveform, rate = decode_audio_bytes(data, path)
-  mono = waveform.mean(axis=1, dtype=np.float32) if waveform.shape[1] > 1 else waveform[:, 0]
+  mono = downmix(waveform)
   if sample_rate is not None and int(sample_rate) != rate:
     mono = resample(mono, rate, int(sample_rate))
     rate = int(sample_rate)
@@ -345,18 +358,206 @@ def read_audio(path: str, sample_rate: Optional[int] = None) -> Tuple[np.ndarray
 
 def audio_info(path: str) -> Tuple[int, int, int]:
   """(frames, sample_rate, channels) of a file, read from its header by libsndfile."""
+  with open_audio(path) as reader:
+    return reader.frames, reader.sample_rate, reader.channels
+
+
+def downmix(waveform: np.ndarray, channel_axis: int = -1) -> np.ndarray:
+  """The one down-mix: float32 `[time]`, the mean over `channel_axis`.
+
+  `[time, channels]` (soundfile's layout, the default axis) or `[channels,
+  time]` with `channel_axis=0`; a single channel and a `[time]` array are taken
+  as they are. The mean is taken in float32 (float64 for float64 input).
+  """
+  x = np.asarray(waveform)
+  if x.ndim == 1:
+    return x.astype(np.float32, copy=False)
+  if x.shape[channel_axis] == 1:
+    return np.take(x, 0, axis=channel_axis).astype(np.float32, copy=False)
+  mean = x.mean(axis=channel_axis, dtype=np.result_type(x.dtype, np.float32))
+  return mean.astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------
+# Streaming: folders, block reading and writing.
+
+
+def find_audio_files(folder: str, skip_hidden: bool = True) -> List[str]:
+  """The files under `folder` (recursive) whose names end in `AUDIO_EXTENSIONS`.
+
+  Walked top-down through `tf.io.gfile` (local, gs://, ram://): the files of a
+  folder, sorted by name, come before those of its subfolders, sorted by name.
+  With `skip_hidden`, files and folders whose names start with '.' are left out.
+  Returns [] when there are none (the caller says what it looked for).
+  """
+  folder = os.fspath(folder)
+  found = []
+  for root, dirs, names in tf.io.gfile.walk(folder):
+    # gfile.walk descends into the listed folders after yielding them: prune in place.
+    dirs[:] = sorted(d for d in dirs if not (skip_hidden and d.startswith('.')))
+    for name in sorted(n.rstrip('/') for n in names):
+      if skip_hidden and name.startswith('.'):
+        continue
+      if name.lower().endswith(AUDIO_EXTENSIONS):
+        found.append(os.path.join(root, name))
+  return found
+
+
+class AudioReader:
+  """An open audio file read in blocks (from `open_audio`); a context manager.
+
+  Attributes:
+    path: names the file in errors.
+    sample_rate, channels: from the header.
+    frames: the frame count the header declares (0 when it declares none).
+    format: libsndfile's container name ('WAV', 'FLAC', 'OGG', ...).
+    frames_read: frames decoded so far.
+
+  Reading to the end checks that every declared frame was decoded (libsndfile
+  returns what is there of a cut-short file): OGG headers only estimate it.
+  Decoding failures raise `AudioDecodeError` naming the file.
+  """
+
+  def __init__(self, source, path: str, owned=None):
+    self.path = path
+    self._owned = owned  # a file object to close with the reader
+    try:
+      self._file = soundfile.SoundFile(source)
+    except (RuntimeError, TypeError, ValueError, soundfile.SoundFileError) as e:
+      self.close()
+      raise AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
+    self.sample_rate = int(self._file.samplerate)
+    self.frames = int(self._file.frames)
+    self.channels = int(self._file.channels)
+    self.format = self._file.format
+    self.frames_read = 0
+
+  def _check_complete(self) -> None:
+    if 0 < self.frames != self.frames_read and self.format != 'OGG':
+      raise AudioDecodeError(f'{self.path}: truncated audio ({self.frames_read} of '
+                             f'{self.frames} frames decoded)')
+
+  def blocks(self, block_frames: int, mono: bool = False) -> Iterator[np.ndarray]:
+    """Yields float32 blocks `[time, channels]` (`[time]` down-mixed with `mono`) of at
+    most `block_frames` frames to the end of the file, then checks it was complete."""
+    try:
+      for block in self._file.blocks(blocksize=block_frames, dtype='float32', always_2d=True):
+        self.frames_read += block.shape[0]
+        yield downmix(block) if mono else block
+    except (RuntimeError, soundfile.SoundFileError) as e:
+      raise AudioDecodeError(f'{self.path}: cannot decode audio ({e})') from e
+    self._check_complete()
+
+  def read(self) -> np.ndarray:
+    """The rest of the file, float32 `[time, channels]`, checked complete."""
+    try:
+      waveform = self._file.read(dtype='float32', always_2d=True)
+    except (RuntimeError, TypeError, ValueError, soundfile.SoundFileError) as e:
+      raise AudioDecodeError(f'{self.path}: cannot decode audio ({e})') from e
+    self.frames_read += waveform.shape[0]
+    self._check_complete()
+    return waveform
+
+  def close(self) -> None:
+    if getattr(self, '_file', None) is not None:
+      self._file.close()
+      self._file = None
+    if self._owned is not None:
+      self._owned.close()
+      self._owned = None
+
+  def __enter__(self) -> 'AudioReader':
+    return self
+
+  def __exit__(self, *unused) -> None:
+    self.close()
+
+
+def open_audio(path: str) -> AudioReader:
+  """Opens a file (local, gs://, ram://) for reading in blocks; only the header is read.
+
+  Raises:
+    FileNotFoundError: no such file.
+    AudioDecodeError: a folder, an empty file, a WAV whose data chunk is cut short
+      or empty, or a file libsndfile cannot open; each naming the file.
+  """
   path = os.fspath(path)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'audio file not found: {path}')
-  with tf.io.gfile.GFile(path, 'rb') as f:
-    data = f.read()
-  if not data:
+  if tf.io.gfile.isdir(path):
+    raise AudioDecodeError(f'{path}: is a directory, not an audio file')
+  size = int(tf.io.gfile.stat(path).length)
+  if size == 0:
     raise AudioDecodeError(f'{path}: empty file (0 bytes)')
+  f = tf.io.gfile.GFile(path, 'rb')
   try:
-    info = soundfile.info(io.BytesIO(data))
-  except (RuntimeError, soundfile.SoundFileError) as e:
-    raise AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
-  return int(info.frames), int(info.samplerate), int(info.channels)
+    check_wav_complete(f, size, path)
+    f.seek(0)
+  except BaseException:
+    f.close()
+    raise
+  return AudioReader(f, path, owned=f)
+
+
+class AudioWriter:
+  """A WAV file written in blocks (`write`) and put at `path` by `close`; a context manager.
+
+  libsndfile rewrites the header when it closes a file, which a `tf.io.gfile`
+  file open for writing cannot do (it cannot seek), so the file is made in a
+  local temporary file (or in memory with `in_memory=True`, for arrays held
+  whole anyway) and copied to `path` through `tf.io.gfile` (local, gs://,
+  ram://; parent folders are created) on `close`. `discard` drops it: nothing
+  is written to `path` until `close`.
+  """
+
+  _COPY_BYTES = 1 << 20
+
+  def __init__(self, path: str, sample_rate: int, channels: int = 1, subtype: str = 'PCM_16',
+               in_memory: bool = False):
+    self.path = os.fspath(path)
+    self.subtype = subtype.upper()
+    self.frames = 0
+    self._buffer = io.BytesIO() if in_memory else tempfile.TemporaryFile()
+    self._file = soundfile.SoundFile(self._buffer, 'w', samplerate=int(sample_rate),
+                                     channels=int(channels), format='WAV', subtype=self.subtype)
+
+  def write(self, samples: np.ndarray) -> None:
+    """`[time]` or `[time, channels]`: int16 is written verbatim, float samples are
+    quantised with `quantize_pcm16` for PCM_16."""
+    samples = np.asarray(samples)
+    if self.subtype == 'PCM_16' and samples.dtype != np.int16:
+      samples = quantize_pcm16(samples)
+    self._file.write(samples)
+    self.frames += samples.shape[0]
+
+  def close(self) -> None:
+    if self._file is None:
+      return
+    self._file.close()
+    self._file = None
+    parent = os.path.dirname(self.path)
+    if parent:
+      tf.io.gfile.makedirs(parent)
+    self._buffer.seek(0)
+    with tf.io.gfile.GFile(self.path, 'wb') as f:
+      for chunk in iter(lambda: self._buffer.read(self._COPY_BYTES), b''):
+        f.write(chunk)
+    self._buffer.close()
+
+  def discard(self) -> None:
+    if self._file is not None:
+      self._file.close()
+      self._file = None
+    self._buffer.close()
+
+  def __enter__(self) -> 'AudioWriter':
+    return self
+
+  def __exit__(self, kind, unused_value, unused_traceback) -> None:
+    if kind is None:
+      self.close()
+    else:
+      self.discard()
 
 
 # --------------------------------------------------------------------------
@@ -379,6 +580,32 @@ def _tfio_latency(rate_in: int, rate_out: int) -> int:
   impulse[position] = 1.0
   response = tfio.audio.resample(tf.constant(impulse), rate_in, rate_out).numpy()[:, 0]
   return max(0, int(np.argmax(np.abs(response))) - step_out * multiple)
+
+
+class Resampler:
+  """The one resampler: soxr 'HQ' run as a stream (identity when the rates are equal).
+
+  `resampler(block, last=False)` takes successive blocks, `[time]` (one
+  channel) or `[time, channels]`, and returns what is ready, in the same
+  layout; `last=True` flushes the filter's tail. The concatenated outputs
+  equal one call on the whole signal (`resample`, on the soundfile backend).
+  """
+
+  def __init__(self, rate_in: int, rate_out: int, channels: int = 1):
+    self._channels = int(channels)
+    self._stream = None
+    if int(rate_in) != int(rate_out):
+      import soxr  # pylint: disable=g-import-not-at-top
+      self._stream = soxr.ResampleStream(int(rate_in), int(rate_out), self._channels,
+                                         dtype='float32', quality='HQ')
+
+  def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+    if self._stream is None:
+      return x
+    x = np.asarray(x, dtype=np.float32)
+    flat = np.ascontiguousarray(x.reshape(-1) if self._channels == 1 else x, dtype=np.float32)
+    y = self._stream.resample_chunk(flat, last=last)
+    return y.reshape(-1, self._channels) if x.ndim == 2 else y
 
 
 def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -409,8 +636,8 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     y = tfio.audio.resample(tf.constant(padded), rate_in, rate_out).numpy()
     y = y[lag:lag + int(round(x.shape[0] * rate_out / rate_in))]
     return (y if x.ndim == 2 else y[:, 0]).astype(np.float32)
-  import soxr  # pylint: disable=g-import-not-at-top
-  return soxr.resample(x, rate_in, rate_out, quality='HQ').astype(np.float32)
+  channels = 1 if x.ndim == 1 else x.shape[1]
+  return Resampler(rate_in, rate_out, channels)(x, last=True).astype(np.float32)
 
 
 # --------------------------------------------------------------------------
@@ -462,10 +689,6 @@ def write_wav(path: str, waveform: np.ndarray, sample_rate: int,
       samples = quantize_pcm16(floats)
     else:
       samples = floats
-  buffer = io.BytesIO()
-  soundfile.write(buffer, samples, int(sample_rate), format='WAV', subtype=subtype)
-  parent = os.path.dirname(path)
-  if parent:
-    tf.io.gfile.makedirs(parent)
-  with tf.io.gfile.GFile(path, 'wb') as f:
-    f.write(buffer.getvalue())
+  channels = 1 if samples.ndim == 1 else samples.shape[1]
+  with AudioWriter(path, int(sample_rate), channels, subtype, in_memory=True) as writer:
+    writer.write(samples)
