@@ -3,13 +3,17 @@
     mixit-separate --saved_model E --input FILE_OR_FOLDER --output_dir O
         [--max_chunk_seconds 20 --overlap 2 --drop_silent --overwrite --skip_bad]
 
-Each input `<name>.<ext>` (WAV, FLAC, OGG, AIFF, MP3; any rate and channel
-count, channels averaged) gives `<name>_source{i}.wav`, i = 0..M-1, at the
-input's rate; inputs found in subfolders of a folder keep their relative path
-under the output dir. Files are read in blocks and the sources written as they
-are finished (see `mixit.serving.separator`), so memory stays bounded for recordings of
-any length. Outputs are written to hidden `.partial` files and renamed at the
-end, so a failure never leaves a half-written source behind.
+Each input `<name>.<ext>` (in a folder: the extensions of
+`data_pipeline.audio_io.AUDIO_EXTENSIONS`, WAV, FLAC, OGG, Opus, AIFF, AU,
+MP3; any rate and channel count, channels averaged) gives
+`<name>_source{i}.wav`, i = 0..M-1, at the input's rate; inputs found in
+subfolders of a folder keep their relative path under the output dir. Files are
+read in blocks and the sources written as they are finished (see
+`mixit.serving.separator`), so memory stays bounded for recordings of any
+length. Outputs are written to hidden `.partial` files and renamed at the end,
+so a failure never leaves a half-written source behind. All reading and
+writing goes through `data_pipeline.audio_io` and `tf.io.gfile`, so inputs and
+the output dir may be on gs:// (or ram://).
 
 The outputs written are listed in `.mixit_separate.json` in their folder (see
 `OutputRecord`): only those files are ever replaced or removed (`--overwrite`
@@ -19,7 +23,6 @@ existing file that the record does not list is never overwritten.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import sys
@@ -30,13 +33,12 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
-import soundfile
+import tensorflow as tf
 
 from data_pipeline import audio_io
 import mixit
 from mixit.serving import separator as separator_lib
 
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.opus', '.aif', '.aiff', '.mp3')
 OUTPUT_SUBTYPES = ('FLOAT', 'PCM_16')
 # Outputs quieter than this, relative to the mixture's power, count as silent
 # for --drop_silent: well below the -20 dB at which the FUSS evaluator stops
@@ -70,26 +72,21 @@ class BatchReport:
 def find_inputs(input_path: str) -> List[Tuple[str, str]]:
   """Audio files to separate: [(path, output stem relative to the output dir)].
 
-  A file is taken whatever its extension; a folder is searched recursively for
-  the extensions in `AUDIO_EXTENSIONS` (hidden files skipped), sorted.
+  A file is taken whatever its extension; a folder is searched recursively by
+  `audio_io.find_audio_files` (`audio_io.AUDIO_EXTENSIONS`, hidden files and
+  folders skipped; a folder's files, sorted, before its subfolders'). Paths go
+  through `tf.io.gfile` (local, gs://, ram://).
   """
   input_path = os.fspath(input_path)
-  if not os.path.exists(input_path):
+  if not tf.io.gfile.exists(input_path):
     raise FileNotFoundError(f'--input {input_path} does not exist')
-  if not os.path.isdir(input_path):
+  if not tf.io.gfile.isdir(input_path):
     return [(input_path, os.path.splitext(os.path.basename(input_path))[0])]
-  found = []
-  for root, dirs, files in os.walk(input_path):
-    dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-    for name in sorted(files):
-      if name.startswith('.') or not name.lower().endswith(AUDIO_EXTENSIONS):
-        continue
-      path = os.path.join(root, name)
-      stem = os.path.splitext(os.path.relpath(path, input_path))[0]
-      found.append((path, stem))
+  found = [(path, os.path.splitext(os.path.relpath(path, input_path))[0])
+           for path in audio_io.find_audio_files(input_path)]
   if not found:
     raise ValueError(f'--input folder {input_path} holds no audio files '
-                     f'({", ".join(AUDIO_EXTENSIONS)})')
+                     f'({", ".join(audio_io.AUDIO_EXTENSIONS)})')
   stems = {}
   for path, stem in found:
     stems.setdefault(stem, []).append(path)
@@ -98,6 +95,11 @@ def find_inputs(input_path: str) -> List[Tuple[str, str]]:
     raise ValueError(f'files whose outputs would share a name (same name, different '
                      f'extension): {clashes[:5]}')
   return found
+
+
+def _resolved(path: str) -> str:
+  """A local path with its symbolic links resolved; a URL (gs://, ram://) as it is."""
+  return path if '://' in path else os.path.realpath(path)
 
 
 RECORD_FILENAME = '.mixit_separate.json'
@@ -121,9 +123,9 @@ class OutputRecord:
     self.output_dir = os.fspath(output_dir)
     self.path = os.path.join(self.output_dir, RECORD_FILENAME)
     self.inputs = {}
-    if os.path.exists(self.path):
+    if tf.io.gfile.exists(self.path):
       try:
-        with open(self.path) as f:
+        with tf.io.gfile.GFile(self.path) as f:
           data = json.load(f)
         if data.get('format') != RECORD_FORMAT:
           raise ValueError(f'format {data.get("format")!r}')
@@ -132,7 +134,7 @@ class OutputRecord:
         raise ValueError(f'{self.path}: not a mixit-separate record ({e}); move it away') from e
 
   def _relative(self, path: str) -> str:
-    return os.path.relpath(os.path.realpath(path), os.path.realpath(self.output_dir))
+    return os.path.relpath(_resolved(path), _resolved(self.output_dir))
 
   def owns(self, path: str) -> bool:
     relative = self._relative(path)
@@ -156,11 +158,11 @@ class OutputRecord:
     return self.inputs.get(name)
 
   def save(self) -> None:
-    os.makedirs(self.output_dir, exist_ok=True)
+    tf.io.gfile.makedirs(self.output_dir)
     temporary = f'{self.path}.tmp-{os.getpid()}'
-    with open(temporary, 'w') as f:
+    with tf.io.gfile.GFile(temporary, 'w') as f:
       json.dump({'format': RECORD_FORMAT, 'inputs': self.inputs}, f, indent=1, sort_keys=True)
-    os.replace(temporary, self.path)
+    tf.io.gfile.rename(temporary, self.path, overwrite=True)
 
 
 class Records:
@@ -170,7 +172,7 @@ class Records:
     self._by_folder = {}
 
   def folder(self, folder: str) -> OutputRecord:
-    key = os.path.realpath(folder)
+    key = _resolved(folder)
     if key not in self._by_folder:
       self._by_folder[key] = OutputRecord(folder)
     return self._by_folder[key]
@@ -194,7 +196,7 @@ def _collisions(paths: Sequence[str], records: Records, input_path: str,
                 overwrite: bool) -> None:
   """Raises FileExistsError for an output path that exists: always for a file this tool
   did not write, and without `overwrite` for its own."""
-  existing = [p for p in paths if os.path.exists(p)]
+  existing = [p for p in paths if tf.io.gfile.exists(p)]
   foreign = [p for p in existing if not records.owns(p)]
   if foreign:
     raise FileExistsError(
@@ -216,64 +218,26 @@ def _partial_path(path: str) -> str:
   return os.path.join(folder, f'.{name}.partial')
 
 
-def _open_input(path: str):
-  """soundfile.SoundFile for reading, with errors naming the file."""
-  if '://' in path:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    if not tf.io.gfile.exists(path):
-      raise FileNotFoundError(f'audio file not found: {path}')
-    with tf.io.gfile.GFile(path, 'rb') as f:
-      source = io.BytesIO(f.read())
-  else:
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'audio file not found: {path}')
-    if os.path.isdir(path):
-      raise audio_io.AudioDecodeError(f'{path}: is a directory, not an audio file')
-    if os.path.getsize(path) == 0:
-      raise audio_io.AudioDecodeError(f'{path}: empty file (0 bytes)')
-    with open(path, 'rb') as f:
-      audio_io.check_wav_complete(f, os.path.getsize(path), path)
-    source = path
-  try:
-    return soundfile.SoundFile(source)
-  except (RuntimeError, TypeError, ValueError, soundfile.SoundFileError) as e:
-    raise audio_io.AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
-
-
-def _mono_blocks(reader, path: str, block_frames: int):
-  """Yields float32 `[time]` channel means of successive blocks of `reader`."""
-  try:
-    for block in reader.blocks(blocksize=block_frames, dtype='float32', always_2d=True):
-      yield block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
-  except (RuntimeError, soundfile.SoundFileError) as e:
-    raise audio_io.AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
-
-
 class _SourceWriters:
-  """One mono WAV per source, written incrementally to `.partial` files."""
+  """One mono WAV per source (`audio_io.AudioWriter`), put at hidden `.partial` paths on
+  `close`, with the running energy and peak of each source."""
 
   def __init__(self, paths: Sequence[str], sample_rate: int, subtype: str):
     self.paths = list(paths)
     self.partial = [_partial_path(p) for p in self.paths]
-    self._subtype = subtype
-    self._files = []
     self.energy = np.zeros(len(paths), np.float64)
     self.peak = 0.0
     self.frames = 0
-    for path in self.partial:
-      folder = os.path.dirname(path)
-      if folder:
-        os.makedirs(folder, exist_ok=True)
-      self._files.append(soundfile.SoundFile(path, 'w', samplerate=sample_rate, channels=1,
-                                             format='WAV', subtype=subtype))
+    self._files = [audio_io.AudioWriter(path, sample_rate, channels=1, subtype=subtype)
+                   for path in self.partial]
 
   def write(self, sources: np.ndarray) -> None:
-    """sources: `[M, time]` float32."""
+    """sources: `[M, time]` float32 (quantised by the writers for PCM_16)."""
     self.energy += np.sum(np.square(sources, dtype=np.float64), axis=1)
     self.peak = max(self.peak, float(np.max(np.abs(sources))))
     self.frames += sources.shape[1]
     for f, source in zip(self._files, sources):
-      f.write(audio_io.quantize_pcm16(source) if self._subtype == 'PCM_16' else source)
+      f.write(source)
 
   def close(self) -> None:
     for f in self._files:
@@ -281,10 +245,12 @@ class _SourceWriters:
     self._files = []
 
   def discard(self) -> None:
-    self.close()
+    for f in self._files:
+      f.discard()
+    self._files = []
     for path in self.partial:
-      if os.path.exists(path):
-        os.remove(path)
+      if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
 
 
 # --------------------------------------------------------------------------
@@ -346,6 +312,13 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
                   records: Optional[Records] = None) -> FileResult:
   """Separates one file into `output_dir/<stem>_source{i}.wav`.
 
+  The steps: check the outputs may be written (`_collisions`), open the input
+  (`audio_io.open_audio`) and a stream resampling to the model rate and back
+  (`_open_stream`), separate it block by block into `.partial` files
+  (`_separate_blocks`), measure the sources (`_relative_power_db`), put them in
+  place or drop the silent ones (`_put_in_place`), then update the folder's
+  record (`_record`). Paths go through `tf.io.gfile` (local, gs://, ram://).
+
   Args:
     separator: from `mixit.serving.separator.load_separator`.
     input_path: an audio file (any rate and channel count).
@@ -375,38 +348,14 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
   records = records if records is not None else Records()
   paths = output_paths(output_dir, stem, separator.num_sources)
   _collisions(paths, records, input_path, overwrite)
-  with _open_input(input_path) as reader:
-    rate, declared = int(reader.samplerate), int(reader.frames)
-    if declared == 0:
-      raise audio_io.AudioDecodeError(f'{input_path}: audio holds no samples')
-    try:
-      stream = separator.stream(rate, output_rate=output_sample_rate,
-                                max_chunk_seconds=max_chunk_seconds,
-                                overlap_seconds=overlap_seconds)
-    except ValueError as e:
-      raise ValueError(f'{input_path}: {e}') from e
-    seconds = declared / rate if declared > 0 else 0.0
+  with audio_io.open_audio(input_path) as reader:
+    stream = _open_stream(separator, reader, output_sample_rate, max_chunk_seconds,
+                          overlap_seconds)
     if progress is not None:
       progress.update(0.0, force=True)
     writers = _SourceWriters(paths, stream.output_rate, subtype)
-    mixture_energy = 0.0
     try:
-      try:
-        for mono in _mono_blocks(reader, input_path, max(int(block_seconds * rate), 1)):
-          mixture_energy += float(np.sum(np.square(mono, dtype=np.float64)))
-          for sources in stream.push(mono):
-            writers.write(sources)
-          if progress is not None:
-            progress.update(stream.input_samples / rate)
-        for sources in stream.finish():
-          writers.write(sources)
-      except audio_io.AudioDecodeError:
-        raise
-      except ValueError as e:
-        raise ValueError(f'{input_path}: {e}') from e
-      if declared > 0 and stream.input_samples != declared and reader.format != 'OGG':
-        raise audio_io.AudioDecodeError(f'{input_path}: truncated audio '
-                                        f'({stream.input_samples} of {declared} frames decoded)')
+      mixture_energy = _separate_blocks(reader, stream, writers, block_seconds, progress)
       writers.close()
     except BaseException:
       writers.discard()
@@ -414,35 +363,91 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
   if subtype == 'PCM_16' and writers.peak > 32767 / 32768:
     logging.warning('%s: a source peaks at %.3f; clipped in the 16-bit output', input_path,
                     writers.peak)
-  frames = max(writers.frames, 1)
   mixture_power = mixture_energy / max(stream.input_samples, 1)
-  source_power = writers.energy / frames
-  relative_db = [
-      float(10 * np.log10(max(p, 1e-30) / max(mixture_power, 1e-30))) for p in source_power
-  ]
+  relative_db = _relative_power_db(writers, mixture_power)
+  kept, dropped = _put_in_place(writers, relative_db, mixture_power, drop_silent, silence_db)
+  _record(records, input_path, paths, stem, separator.num_sources, kept, dropped)
+  seconds = reader.frames / reader.sample_rate
+  return FileResult(input_path=input_path, output_paths=kept, dropped=dropped, seconds=seconds,
+                    num_windows=stream.num_windows, source_power_db=relative_db)
+
+
+def _open_stream(separator: separator_lib.Separator, reader: audio_io.AudioReader,
+                 output_sample_rate: Optional[int], max_chunk_seconds: Optional[float],
+                 overlap_seconds: Optional[float]) -> separator_lib.SeparationStream:
+  """The separation stream for the open input, errors naming the file."""
+  if reader.frames == 0:
+    raise audio_io.AudioDecodeError(f'{reader.path}: audio holds no samples')
+  try:
+    return separator.stream(reader.sample_rate, output_rate=output_sample_rate,
+                            max_chunk_seconds=max_chunk_seconds,
+                            overlap_seconds=overlap_seconds)
+  except ValueError as e:
+    raise ValueError(f'{reader.path}: {e}') from e
+
+
+def _separate_blocks(reader: audio_io.AudioReader, stream: separator_lib.SeparationStream,
+                     writers: _SourceWriters, block_seconds: float,
+                     progress: Optional[Progress]) -> float:
+  """Feeds the input's down-mixed blocks through the stream into the writers (the
+  reader checks the input was complete); returns the mixture's energy."""
+  rate = reader.sample_rate
+  mixture_energy = 0.0
+  try:
+    for mono in reader.blocks(max(int(block_seconds * rate), 1), mono=True):
+      mixture_energy += float(np.sum(np.square(mono, dtype=np.float64)))
+      for sources in stream.push(mono):
+        writers.write(sources)
+      if progress is not None:
+        progress.update(stream.input_samples / rate)
+    for sources in stream.finish():
+      writers.write(sources)
+  except audio_io.AudioDecodeError:
+    raise
+  except ValueError as e:
+    raise ValueError(f'{reader.path}: {e}') from e
+  return mixture_energy
+
+
+def _relative_power_db(writers: _SourceWriters, mixture_power: float) -> List[float]:
+  """Each source's power relative to the mixture's, in dB."""
+  source_power = writers.energy / max(writers.frames, 1)
+  return [float(10 * np.log10(max(p, 1e-30) / max(mixture_power, 1e-30)))
+          for p in source_power]
+
+
+def _put_in_place(writers: _SourceWriters, relative_db: Sequence[float], mixture_power: float,
+                  drop_silent: bool, silence_db: float) -> Tuple[List[str], List[int]]:
+  """Renames the `.partial` files to the outputs, or removes the silent ones with
+  `drop_silent`; returns (kept paths, dropped source indices)."""
   kept, dropped = [], []
   for i, (path, partial) in enumerate(zip(writers.paths, writers.partial)):
     silent = drop_silent and (mixture_power == 0 or relative_db[i] <= silence_db)
     if silent:
       dropped.append(i)
-      os.remove(partial)
+      tf.io.gfile.remove(partial)
     else:
-      os.replace(partial, path)
+      tf.io.gfile.rename(partial, path, overwrite=True)
       kept.append(path)
+  return kept, dropped
+
+
+def _record(records: Records, input_path: str, paths: Sequence[str], stem: str,
+            num_sources: int, kept: Sequence[str], dropped: Sequence[int]) -> None:
+  """Lists this run's outputs in the folder's record, after removing the earlier
+  outputs of this input that it did not write again."""
   # Earlier outputs of this input that this run did not write again (another model's
   # extra sources, sources now dropped as silent) would be read as this run's: remove
   # them, they are this tool's own files.
   record = records.folder(os.path.dirname(paths[0]) or '.')
   name = os.path.basename(stem)
-  stale = [p for p in record.outputs_of(name) if p not in kept and os.path.exists(p)]
+  stale = [p for p in record.outputs_of(name) if p not in kept and tf.io.gfile.exists(p)]
   for path in stale:
-    os.remove(path)
+    tf.io.gfile.remove(path)
   if stale:
     logging.info('%s: removed %d stale output(s) of an earlier separation: %s', input_path,
                  len(stale), ', '.join(stale))
-  record.set(name, input_path, separator.num_sources, kept, dropped)
-  return FileResult(input_path=input_path, output_paths=kept, dropped=dropped, seconds=seconds,
-                    num_windows=stream.num_windows, source_power_db=relative_db)
+  record.set(name, input_path, num_sources, kept, dropped)
 
 
 def separate_files(separator: Union[str, separator_lib.Separator], input_path: str,
@@ -476,9 +481,9 @@ def separate_files(separator: Union[str, separator_lib.Separator], input_path: s
   for index, (path, stem) in enumerate(todo):
     seconds = 0.0
     try:
-      info = soundfile.info(path)
-      seconds = info.frames / info.samplerate if info.samplerate else 0.0
-    except (RuntimeError, TypeError, ValueError, OSError, soundfile.SoundFileError):
+      frames, rate, _ = audio_io.audio_info(path)
+      seconds = frames / rate if rate else 0.0
+    except (ValueError, OSError, tf.errors.OpError):
       pass  # separate_file reports the problem with the file
     display.start_file(index, len(todo), path, seconds)
     started = time.monotonic()

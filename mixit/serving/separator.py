@@ -7,11 +7,12 @@ Notebook API:
     sources = separate(waveform, sample_rate)  # np.float32 [num_sources, time]
 
 The input is resampled to the model rate, separated, and the sources are
-resampled back (soxr 'HQ', the same resampler as `data_pipeline.audio_io` on
-its soundfile backend, run as a stream). Inputs longer than `max_chunk_seconds`
-are separated in overlapping windows: each window's sources are put in the
-order of the previous window's by maximising the summed inner products on the
-overlap (Hungarian), and the two are cross-faded there. A cross-fade whose
+resampled back (`data_pipeline.audio_io.Resampler`: soxr 'HQ' run as a
+stream, the resampler of `audio_io.resample` on its soundfile backend).
+Inputs longer than `max_chunk_seconds` are separated in overlapping windows:
+each window's sources are put in the order of the previous window's by
+maximising the summed inner products on the overlap (Hungarian), and the two
+are cross-faded there. A cross-fade whose
 weights sum to one keeps the mixture consistency of the model: the sources of a
 stitched recording still sum to the (resampled) input.
 
@@ -19,7 +20,8 @@ Everything runs as a stream (`SeparationStream`), so a file of any length is
 separated holding about two windows of audio; `mixit.serving.separate` feeds it from
 disk blocks and writes its output incrementally.
 
-Only numpy, scipy, soxr and TensorFlow are used here: a SavedModel needs
+Only numpy, scipy, TensorFlow and `data_pipeline.audio_io` (which imports
+nothing of the package; soxr, soundfile) are used here: a SavedModel needs
 nothing else of this package.
 """
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import scipy.optimize
-import soxr
+
+from data_pipeline import audio_io
 
 # Names fixed by the SavedModel contract (DESIGN.md, "mixit/serving/export.py"); every reader and
 # writer of SavedModels uses these.
@@ -126,24 +129,6 @@ def align_to_previous(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------
 # Streaming separation.
-
-
-class _Resampler:
-  """soxr 'HQ' stream `[time, channels]`; identity when the rates are equal."""
-
-  def __init__(self, rate_in: int, rate_out: int, channels: int):
-    self._stream = None
-    if rate_in != rate_out:
-      self._stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype='float32',
-                                         quality='HQ')
-    self._channels = channels
-
-  def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
-    if self._stream is None:
-      return x
-    x = np.ascontiguousarray(x if self._channels > 1 else x.reshape(-1), dtype=np.float32)
-    y = self._stream.resample_chunk(x, last=last)
-    return y.reshape(-1, self._channels)
 
 
 class _WindowStitcher:
@@ -257,8 +242,8 @@ class SeparationStream:
     self.sample_rate = sample_rate
     self.output_rate = sample_rate if output_rate is None else output_rate
     self.num_sources = num_sources
-    self._down = _Resampler(sample_rate, model_rate, 1)
-    self._up = _Resampler(model_rate, self.output_rate, num_sources)
+    self._down = audio_io.Resampler(sample_rate, model_rate, 1)
+    self._up = audio_io.Resampler(model_rate, self.output_rate, num_sources)
     self._stitcher = _WindowStitcher(model_fn, num_sources, window, overlap)
     self.input_samples = 0
     self.output_samples = 0
@@ -417,7 +402,7 @@ def to_mono(waveform) -> np.ndarray:
     if x.shape[0] > x.shape[1] and x.shape[1] <= 16:
       raise ValueError(f'waveform of shape {x.shape} looks like [time, channels]; pass '
                        f'[channels, time] (e.g. waveform.T) or a mono [time] array')
-    x = x.mean(axis=0)
+    x = audio_io.downmix(x, channel_axis=0)
   elif x.ndim != 1:
     raise ValueError(f'waveform must be [time] or [channels, time], got shape {x.shape}')
   if x.shape[0] == 0:
