@@ -5,7 +5,8 @@ Files are decoded, down-mixed and resampled outside the graph by `audio_io`
 `clip_seconds`: a random crop (seeded per element) or the start of the file.
 Files shorter than the clip are zero-padded at the end.
 
-Source: a folder is searched recursively for `AUDIO_EXTENSIONS`; any other
+Source: a folder is searched recursively by `audio_io.find_audio_files` for
+`audio_io.AUDIO_EXTENSIONS` (hidden files included; paths sorted); any other
 path is a list file with one audio path per line (relative paths are relative
 to the list's folder; blank lines and lines starting with '#' are skipped).
 
@@ -40,9 +41,6 @@ import tensorflow as tf
 
 from data_pipeline import audio_io
 
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.mp3', '.aif', '.aiff', '.au')
-
-
 def _is_absolute(path: str) -> bool:
   return os.path.isabs(path) or '://' in path
 
@@ -63,12 +61,10 @@ def list_audio_files(source: str) -> List[str]:
   if not tf.io.gfile.exists(source):
     raise FileNotFoundError(f'in-the-wild source not found: {source}')
   if tf.io.gfile.isdir(source):
-    files = []
-    for folder, _, names in tf.io.gfile.walk(source):
-      files.extend(os.path.join(folder, name) for name in names
-                   if name.lower().endswith(AUDIO_EXTENSIONS))
+    files = audio_io.find_audio_files(source, skip_hidden=False)
     if not files:
-      raise ValueError(f'{source}: folder holds no audio files ({", ".join(AUDIO_EXTENSIONS)})')
+      raise ValueError(f'{source}: folder holds no audio files '
+                       f'({", ".join(audio_io.AUDIO_EXTENSIONS)})')
     return sorted(files)
   root = os.path.dirname(source)
   files = []
