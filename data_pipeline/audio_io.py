@@ -329,6 +329,13 @@ def decode_audio_bytes(data: bytes, path: str = '<bytes>') -> Tuple[np.ndarray, 
   return waveform, rate
 
 
+def _check_is_file(path: str) -> None:
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f'audio file not found: {path}')
+  if tf.io.gfile.isdir(path):
+    raise AudioDecodeError(f'{path}: is a directory, not an audio file')
+
+
 def read_audio(path: str, sample_rate: Optional[int] = None) -> Tuple[np.ndarray, int]:
   """Reads any supported audio file as mono float32.
 
@@ -342,10 +349,7 @@ def read_audio(path: str, sample_rate: Optional[int] = None) -> Tuple[np.ndarray
     file's. Channels are averaged.
   """
   path = os.fspath(path)
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f'audio file not found: {path}')
-  if tf.io.gfile.isdir(path):
-    raise AudioDecodeError(f'{path}: is a directory, not an audio file')
+  _check_is_file(path)
   with tf.io.gfile.GFile(path, 'rb') as f:
     data = f.read()
   waveform, rate = decode_audio_bytes(data, path)
@@ -482,10 +486,7 @@ def open_audio(path: str) -> AudioReader:
       or empty, or a file libsndfile cannot open; each naming the file.
   """
   path = os.fspath(path)
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f'audio file not found: {path}')
-  if tf.io.gfile.isdir(path):
-    raise AudioDecodeError(f'{path}: is a directory, not an audio file')
+  _check_is_file(path)
   size = int(tf.io.gfile.stat(path).length)
   if size == 0:
     raise AudioDecodeError(f'{path}: empty file (0 bytes)')

@@ -45,9 +45,23 @@ def write_fuss_eval_folder(root, examples, rate, source_name=lambda j: f's{j}'):
     lines.append('\t'.join([f'eval/{name}.wav'] + paths))
     all_sources[name] = sources
   list_path = os.path.join(root, 'eval_example_list.txt')
-  with open(list_path, 'w') as f:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with tf.io.gfile.GFile(list_path, 'w') as f:  # `root` may be on ram:// (`ram_dir`)
     f.write('\n'.join(lines) + '\n')
   return list_path, all_sources
+
+
+@pytest.fixture
+def ram_dir():
+  """A fresh folder on TensorFlow's in-memory file system (`ram://...`), removed afterwards:
+  a non-local path that everything going through `tf.io.gfile` must handle."""
+  import uuid  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = f'ram://mixit_test_{uuid.uuid4().hex}'
+  tf.io.gfile.makedirs(path)
+  yield path
+  if tf.io.gfile.exists(path):
+    tf.io.gfile.rmtree(path)
 
 
 def tiny_params(data_root: str, *params: str) -> list:

@@ -318,3 +318,109 @@ def test_audio_info(tmp_path):
   assert audio_io.audio_info(path) == (300, 11025, 3)
   with pytest.raises(FileNotFoundError, match='nope.flac'):
     audio_io.audio_info(str(tmp_path / 'nope.flac'))
+
+
+# --------------------------------------------------------------------------
+# The one streaming stack: resampler, block reading and writing, gfile paths.
+
+
+@pytest.mark.parametrize('rate_in,rate_out', [(44100, 16000), (8000, 16000), (11025, 16000),
+                                              (48000, 44100)])
+@pytest.mark.parametrize('channels', [1, 2])
+def test_streaming_resampler_equals_one_shot(rate_in, rate_out, channels):
+  audio_io.set_backend('soundfile')  # resample's soxr path is a one-shot Resampler
+  try:
+    x = _noise(np.random.default_rng(7), 3 * rate_in + 123, channels)
+    whole = audio_io.resample(x, rate_in, rate_out)
+  finally:
+    audio_io.set_backend(None)
+  resampler = audio_io.Resampler(rate_in, rate_out, channels)
+  # Uneven chunks, one of them empty, then the flush.
+  edges = [0, 1, 700, 700, 5000, 5001, 12345, x.shape[0]]
+  parts = [resampler(x[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+  parts.append(resampler(x[:0], last=True))
+  streamed = np.concatenate(parts)
+  assert streamed.shape == whole.shape and streamed.dtype == np.float32
+  np.testing.assert_allclose(streamed, whole, atol=1e-6)
+  # Equal rates: the identity.
+  assert audio_io.Resampler(rate_in, rate_in, channels)(x) is x
+
+
+def test_downmix_layouts():
+  stereo = np.array([[0.5, -0.5], [0.25, 0.75], [1.0, 0.0]], np.float32)
+  np.testing.assert_array_equal(audio_io.downmix(stereo), [0.0, 0.5, 0.5])
+  np.testing.assert_array_equal(audio_io.downmix(stereo.T, channel_axis=0), [0.0, 0.5, 0.5])
+  np.testing.assert_array_equal(audio_io.downmix(stereo[:, :1]), stereo[:, 0])
+  assert audio_io.downmix(np.zeros(4, np.float64)).dtype == np.float32
+
+
+def test_blocks_read_and_write_through_ram(ram_dir, backend):
+  rng = np.random.default_rng(3)
+  x = _noise(rng, 5000, 2)
+  path = f'{ram_dir}/in/x.wav'
+  audio_io.write_wav(path, x, 16000, subtype='FLOAT')
+  whole, rate = audio_io.read_audio(path)
+  assert rate == 16000
+  np.testing.assert_allclose(whole, x.mean(axis=1), atol=1e-7)
+  assert audio_io.audio_info(path) == (5000, 16000, 2)
+  with audio_io.open_audio(path) as reader:
+    assert (reader.frames, reader.sample_rate, reader.channels) == (5000, 16000, 2)
+    blocks = list(reader.blocks(1024, mono=True))
+  assert [b.shape[0] for b in blocks] == [1024] * 4 + [904]
+  np.testing.assert_array_equal(np.concatenate(blocks), whole)
+  # Written in blocks (PCM_16: quantised like write_wav) to ram://, nothing before close.
+  out = f'{ram_dir}/out/sub/y.wav'
+  with audio_io.AudioWriter(out, 16000, channels=2, subtype='PCM_16') as writer:
+    for start in range(0, 5000, 1500):
+      writer.write(x[start:start + 1500])
+    assert not audio_io.tf.io.gfile.exists(out)
+  audio_io.write_wav(f'{ram_dir}/out/z.wav', x, 16000)
+  with audio_io.tf.io.gfile.GFile(out, 'rb') as f, \
+      audio_io.tf.io.gfile.GFile(f'{ram_dir}/out/z.wav', 'rb') as g:
+    assert f.read() == g.read()
+
+
+def test_discarded_writer_writes_nothing(ram_dir):
+  writer = audio_io.AudioWriter(f'{ram_dir}/gone.wav', 8000)
+  writer.write(np.zeros(100, np.float32))
+  writer.discard()
+  assert audio_io.tf.io.gfile.listdir(ram_dir) == []
+
+
+def _wav_with_empty_data_chunk(path):
+  """A 16-bit WAV whose data chunk declares 0 bytes and ends the file."""
+  import io  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  soundfile.write(buffer, np.zeros(100, np.float32), 8000, format='WAV', subtype='PCM_16')
+  data = buffer.getvalue()
+  at = data.index(b'data')
+  with audio_io.tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(data[:at + 4] + b'\0\0\0\0')
+  return path
+
+
+@pytest.mark.parametrize('where', ['local', 'ram'])
+def test_empty_data_chunk_is_one_line_naming_the_file(tmp_path, ram_dir, backend, where):
+  path = _wav_with_empty_data_chunk(
+      str(tmp_path / 'empty_data.wav') if where == 'local' else f'{ram_dir}/empty_data.wav')
+  for read in (audio_io.read_audio, audio_io.open_audio):
+    with pytest.raises(audio_io.AudioDecodeError, match='data chunk declares 0 bytes') as info:
+      read(path)
+    message = str(info.value)
+    assert message.startswith(path) and '\n' not in message
+
+
+def test_find_audio_files_walks_gfile_with_the_one_extension_list(ram_dir):
+  assert set(audio_io.AUDIO_EXTENSIONS) >= {'.wav', '.flac', '.ogg', '.oga', '.opus', '.aif',
+                                            '.aiff', '.au', '.mp3'}
+  for name in ['b.WAV', 'a.opus', 'n.au', 'notes.txt', '.hidden.wav', 'sub/c.flac',
+               '.git/d.wav']:
+    # ram:// lists only folders made with makedirs (as every writer of the package does).
+    audio_io.tf.io.gfile.makedirs(os.path.dirname(f'{ram_dir}/{name}'))
+    with audio_io.tf.io.gfile.GFile(f'{ram_dir}/{name}', 'wb') as f:
+      f.write(b'x')
+  assert audio_io.find_audio_files(ram_dir) == [
+      f'{ram_dir}/a.opus', f'{ram_dir}/b.WAV', f'{ram_dir}/n.au', f'{ram_dir}/sub/c.flac']
+  assert sorted(audio_io.find_audio_files(ram_dir, skip_hidden=False)) == sorted(
+      [f'{ram_dir}/.git/d.wav', f'{ram_dir}/.hidden.wav', f'{ram_dir}/a.opus',
+       f'{ram_dir}/b.WAV', f'{ram_dir}/n.au', f'{ram_dir}/sub/c.flac'])
