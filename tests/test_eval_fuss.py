@@ -401,6 +401,27 @@ class TestFiles:
     with pytest.raises(fuss.BadExampleError, match='example00000.*100 samples'):
       fuss.evaluate_separated(str(sep), examples)
 
+  def test_list_and_separated_outputs_on_ram(self, ram_dir):
+    """A FUSS list on ram://, separated by mixit-separate into ram://, evaluated from there:
+    the same rows as the same separation in memory."""
+    from mixit.serving import separate  # pylint: disable=g-import-not-at-top
+    from mixit.serving import separator as separator_lib  # pylint: disable=g-import-not-at-top
+    list_path, _ = write_fuss(f'{ram_dir}/fuss')
+    examples = fuss_data.read_example_list(list_path)
+
+    def halves(mixtures):  # [B, T] -> [B, 2, T]: an imperfect, deterministic separation
+      return np.stack([0.5 * mixtures, 0.5 * mixtures], axis=1).astype(np.float32)
+
+    separator = separator_lib.Separator(halves, RATE, 2, max_chunk_seconds=0)
+    for example in examples:
+      separate.separate_file(separator, example.mixture_path, f'{ram_dir}/sep')
+    from_files = fuss.evaluate_separated(f'{ram_dir}/sep', examples, baselines=())
+    in_memory = fuss.evaluate(halves, examples, baselines=())
+    assert [row['example'] for row in from_files.rows] == [
+        'example00000', 'example00001', 'example00002']
+    for key in ('msi', '1s'):
+      assert from_files.summary()[key] == pytest.approx(in_memory.summary()[key], abs=1e-4)
+
   def test_missing_source_file_in_list(self, tmp_path):
     list_path, _ = write_fuss(str(tmp_path / 'fuss'))
     os.remove(tmp_path / 'fuss/eval/example00001_sources/foreground1_sound.wav')

@@ -417,6 +417,97 @@ def test_input_listing_errors(tmp_path):
     separate.find_inputs(str(tmp_path / 'clash'))
 
 
+def _ram_write(path, waveform, rate, fmt='WAV', subtype='PCM_16'):
+  """Writes a file of any libsndfile format to a gfile path (ram://)."""
+  import io  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  soundfile.write(buffer, waveform, rate, format=fmt, subtype=subtype)
+  tf.io.gfile.makedirs(os.path.dirname(path))
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(buffer.getvalue())
+  return path
+
+
+def _ram_read(path):
+  import io  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    return soundfile.read(io.BytesIO(f.read()), dtype='float32')[0]
+
+
+def test_file_and_folder_separate_to_and_from_ram(tmp_path, ram_dir):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  separator = _band_separator(shuffle=False)
+  # A local file into a ram:// output dir.
+  local = _write(tmp_path / 'mix.wav', _two_tones(5.0), RATE)
+  out = f'{ram_dir}/out'
+  result = separate.separate_file(separator, local, out)
+  assert result.output_paths == [f'{out}/mix_source{i}.wav' for i in range(3)]
+  mixture, _ = audio_io.read_audio(local)
+  np.testing.assert_allclose(np.stack([_ram_read(p) for p in result.output_paths]),
+                             separator(mixture, RATE), atol=1e-6)
+  assert sorted(tf.io.gfile.listdir(out)) == ['.mixit_separate.json'] + [
+      f'mix_source{i}.wav' for i in range(3)]
+  with pytest.raises(FileExistsError, match='--overwrite'):
+    separate.separate_file(separator, local, out)  # the record is read back from ram://
+  # A ram:// folder (a subfolder, another format and rate) into a ram:// output dir.
+  folder = f'{ram_dir}/in'
+  _ram_write(f'{folder}/a.wav', _two_tones(3.0), RATE)
+  stereo = np.stack([_two_tones(2.0, rate=22050), _two_tones(2.0, rate=22050, seed=1)], 1)
+  _ram_write(f'{folder}/sub/b.flac', stereo, 22050, fmt='FLAC')
+  _ram_write(f'{folder}/notes.txt.wav.txt', np.zeros(10, np.float32), RATE)
+  report = separate.separate_files(separator, folder, f'{ram_dir}/sep', subtype='PCM_16')
+  assert report.failed == []
+  assert [r.input_path for r in report.succeeded] == [f'{folder}/a.wav', f'{folder}/sub/b.flac']
+  assert report.succeeded[1].output_paths == [f'{ram_dir}/sep/sub/b_source{i}.wav'
+                                              for i in range(3)]
+  flac, rate = audio_io.read_audio(f'{folder}/sub/b.flac')
+  written = np.stack([_ram_read(p) for p in report.succeeded[1].output_paths])
+  np.testing.assert_allclose(written, audio_io.quantize_pcm16(separator(flac, rate)) / 32768.0,
+                             atol=1e-7)
+  assert tf.io.gfile.exists(f'{ram_dir}/sep/sub/.mixit_separate.json')
+  assert not [n for n in tf.io.gfile.listdir(f'{ram_dir}/sep') if n.endswith('.partial')]
+
+
+def test_bad_ram_input_leaves_nothing_behind(ram_dir):
+  separator = _band_separator()
+  bad = _two_tones(9.0)
+  bad[-100] = np.nan
+  path = _ram_write(f'{ram_dir}/in/nan.wav', bad, RATE, subtype='FLOAT')
+  with pytest.raises(ValueError, match='NaN') as info:
+    separate.separate_file(separator, path, f'{ram_dir}/out')
+  assert path in str(info.value)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  assert not tf.io.gfile.exists(f'{ram_dir}/out') or tf.io.gfile.listdir(f'{ram_dir}/out') == []
+
+
+def test_empty_data_chunk_is_one_line_naming_the_file(tmp_path):
+  import io  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  soundfile.write(buffer, np.zeros(100, np.float32), RATE, format='WAV', subtype='PCM_16')
+  data = buffer.getvalue()
+  path = tmp_path / 'empty_data.wav'
+  path.write_bytes(data[:data.index(b'data') + 4] + b'\0\0\0\0')
+  with pytest.raises(ValueError, match='data chunk declares 0 bytes') as info:
+    separate.separate_file(_band_separator(), str(path), str(tmp_path / 'out'))
+  assert str(info.value).startswith(str(path)) and '\n' not in str(info.value)
+
+
+def test_separate_and_wild_list_folders_with_the_one_extension_list(tmp_path):
+  from data_pipeline import wild  # pylint: disable=g-import-not-at-top
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  names = [f'x{i}{ext}' for i, ext in enumerate(audio_io.AUDIO_EXTENSIONS)]
+  for name in names + ['notes.txt']:
+    (folder / name).write_bytes(b'x')  # listing does not decode
+  expected = [str(folder / name) for name in sorted(names)]
+  assert [path for path, _ in separate.find_inputs(str(folder))] == expected
+  assert wild.list_audio_files(str(folder)) == expected
+  assert {'.opus', '.au'} <= set(audio_io.AUDIO_EXTENSIONS)
+  assert not hasattr(separate, 'AUDIO_EXTENSIONS') and not hasattr(wild, 'AUDIO_EXTENSIONS')
+
+
 # --------------------------------------------------------------------------
 # The exported small model and the command line.
 
