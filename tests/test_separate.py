@@ -470,18 +470,6 @@ def test_file_and_folder_separate_to_and_from_ram(tmp_path, ram_dir):
   assert not [n for n in tf.io.gfile.listdir(f'{ram_dir}/sep') if n.endswith('.partial')]
 
 
-def test_bad_ram_input_leaves_nothing_behind(ram_dir):
-  separator = _band_separator()
-  bad = _two_tones(9.0)
-  bad[-100] = np.nan
-  path = _ram_write(f'{ram_dir}/in/nan.wav', bad, RATE, subtype='FLOAT')
-  with pytest.raises(ValueError, match='NaN') as info:
-    separate.separate_file(separator, path, f'{ram_dir}/out')
-  assert path in str(info.value)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  assert not tf.io.gfile.exists(f'{ram_dir}/out') or tf.io.gfile.listdir(f'{ram_dir}/out') == []
-
-
 def test_empty_data_chunk_is_one_line_naming_the_file(tmp_path):
   import io  # pylint: disable=g-import-not-at-top
   buffer = io.BytesIO()
