@@ -17,7 +17,8 @@ from mixit import model
 import official_reference
 # The fixtures' folder and reader, the variants, the error measure and the autouse gin reset.
 from test_import_official import clear_gin  # pylint: disable=unused-import
-from test_import_official import FIXTURES, VARIANTS, reference, relative_error
+from test_import_official import FIXTURES, VARIANTS, relative_error
+from test_import_official import reference as fixture_io
 
 STFT_VARIANTS = VARIANTS[:2]
 # Measured (2-core CPU, TF 2.21): <= 1.1e-6 for every variant and length tried.
@@ -51,7 +52,7 @@ def separate(network, mixture):
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_the_reference_reproduces_the_official_output(variant):
   reference = official_reference.OfficialReference(FIXTURES / variant)
-  mixture, separated = reference(variant)
+  mixture, separated = fixture_io(variant)
   official_sums = reference.separate(mixture, float32_sums=True)
   assert official_sums.shape == separated.shape
   # Measured: 1.1e-6 (fuss_baseline), 6.9e-7 (train_stft), 1.1e-6 (mixit_neurips2020).
