@@ -88,7 +88,7 @@ def test_plain_feature_norm_matches_the_exact_reference(variant):
     assert relative_error(separate(network, mixture), reference.separate(mixture)) < TOLERANCE
 
 
-@pytest.mark.slow
+# A few seconds each: 100k-200k samples (6-12 s at 16 kHz).
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_import_matches_the_reference_on_long_inputs(variant):
   network = imported_network(variant)
