@@ -19,6 +19,10 @@ Variants (the public code each comes from):
   mixit_neurips2020  models/neurips2020_mixit: learned basis (or STFT without the
                      zero padding), instance norm (the YFCC100M MixIT model).
 
+STFT imports bind `network.input_feature_norm = 'mean_and_variance_fused'`: the
+official feature normalisation's mean and variance are sequential float32 sums
+(TF's FusedBatchNorm kernel), whose rounding is part of the official outputs.
+
 What the shapes cannot tell is taken from the published code: STFT frames of
 32 ms with an 8 ms hop (when the FFT size agrees with 32 ms at --sample_rate;
 otherwise a window of the FFT size and a quarter of it as hop), learned-basis
@@ -229,9 +233,11 @@ def infer_settings(values: Dict[str, np.ndarray],
   else:
     num_bins = shapes['initial_dense/dense/kernel'][0]
     fft_length = 2 * (num_bins - 1)
+    # The official layer_norm_on_mag sums in float32 in TF's FusedBatchNorm kernel:
+    # only the same kernel reproduces its outputs (DESIGN.md, "Official imports").
     settings.update(front_end='stft', fft_length=fft_length,
                     zero_pad_start=variant == 'train_stft',
-                    input_feature_norm='mean_and_variance')
+                    input_feature_norm='mean_and_variance_fused')
     official_window = int(round(OFFICIAL_STFT_SECONDS[0] * sample_rate))
     if layers.enclosing_power_of_two(official_window) == fft_length:
       frames = OFFICIAL_STFT_SECONDS

@@ -16,7 +16,7 @@ from mixit import layers
 from mixit import stft_constants
 
 FRONT_ENDS = ('stft', 'learned')
-FEATURE_NORMS = ('auto', 'mean_and_variance', 'none')
+FEATURE_NORMS = ('auto', 'mean_and_variance', 'mean_and_variance_fused', 'none')
 
 
 class SeparationNetwork(keras.Model):
@@ -83,8 +83,10 @@ class SeparationNetwork(keras.Model):
                                                    dtype='float32', name='learned_basis')
     num_bins = self.front_end.num_coefficients
     # Mean and variance over (frame, bin) of each example, scalar gain and bias.
-    self.feature_norm = (layers.ScalarNorm((1, 2), dtype='float32', name='feature_norm')
-                         if input_feature_norm == 'mean_and_variance' else None)
+    # '_fused' computes it as the official code does (layers.ScalarNorm).
+    self.feature_norm = (layers.ScalarNorm((1, 2), fused=input_feature_norm.endswith('_fused'),
+                                           dtype='float32', name='feature_norm')
+                         if input_feature_norm != 'none' else None)
     self.core = layers.TdcnCore(
         num_bins, bottleneck, conv_channels, kernel_size, dilations, norm,
         layers.block_scales(len(dilations), block_scale), list(zip(skip_from, skip_to)),
@@ -188,7 +190,8 @@ def build_network(num_sources: int = 8,
     num_basis: number of learned basis coefficients.
     input_feature_norm: 'mean_and_variance' (scalar gain and bias), 'none', or
       'auto' (the official choice: normalised STFT magnitudes, raw learned
-      coefficients).
+      coefficients); 'mean_and_variance_fused' is the same normalisation with
+      the float32 rounding of the official TF1 code (what imports use).
     bottleneck, conv_channels, kernel_size: TDCN++ sizes.
     num_repeats, num_dilations: dilations 1, 2, ..., 2**(num_dilations-1), repeated;
       `dilations` (a list, one per block) overrides both.
