@@ -148,7 +148,7 @@ def train_export_evaluate(run: Run, data_root: str, out: str, num_steps: int,
   if not train_info or train_info.get('gin_params') != params:
     if os.path.exists(model_dir):
       raise SystemExit(f'{directory} holds a run with other settings; move it away first.')
-    args = ['-m', 'mixit.train', f'--model_dir={model_dir}']
+    args = ['-m', 'mixit.commands.train', f'--model_dir={model_dir}']
     args += [f'--gin_file={gin_file}' for gin_file in run.gin_files()]
     args += [f'--gin_param={p}' for p in params]
     started = time.time()
@@ -158,15 +158,15 @@ def train_export_evaluate(run: Run, data_root: str, out: str, num_steps: int,
     _write_json(train_info, train_info_path)
   saved_model = os.path.join(directory, 'saved_model')
   if not os.path.exists(os.path.join(saved_model, 'saved_model.pb')):
-    _python('-m', 'mixit.serving.export', f'--model_dir={model_dir}', f'--output_dir={saved_model}',
-            log=log)
+    _python('-m', 'mixit.commands.export', f'--model_dir={model_dir}',
+            f'--output_dir={saved_model}', log=log)
   summaries = {}
   for split in SPLITS:
     evaluation = os.path.join(directory, f'evaluation_{split}')
     summary_path = os.path.join(evaluation, 'summary.json')
     summary = _read_json(summary_path)
     if not summary or 'diagnostics' not in summary:
-      _python('-m', 'eval.fuss', f'--saved_model={saved_model}',
+      _python('-m', 'mixit.commands.evaluate', f'--saved_model={saved_model}',
               f'--example_list={os.path.join(data_root, f"{split}_example_list.txt")}',
               f'--output_dir={evaluation}', f'--label={run.name}', '--baselines=',
               '--noprogress', log=log)

@@ -171,6 +171,48 @@ def train_input_fn(input_context: Optional[tf.distribute.InputContext] = None,
     skip_bad: skip undecodable wild files (counted and logged).
     seed: makes crops, pairing, gains and shuffling deterministic.
   """
+  _check_train_settings(mode, unsupervised_source, supervised_fraction)
+  per_replica = _per_replica_batch(batch_size, input_context)
+  seed = _pipeline_seed(seed, input_context)
+  needs_fuss = mode != 'unsupervised' or unsupervised_source == 'fuss'
+  list_path = _list_path(data_root, subfolder, split, 'train_data') if needs_fuss else None
+
+  def fuss_stream(stream_seed):
+    return _fuss_stream(list_path, input_context, max_sources, sample_rate, clip_seconds,
+                        random_crop, labels, check_mixture, stream_seed, class_names)
+
+  supervised_batches = unsupervised_batches = None
+  fuss_classes = None
+  if mode != 'unsupervised':
+    stream, fuss_classes = fuss_stream(seed)
+    supervised_batches = _batched(stream, lambda e: supervised_to_train_element(e, num_mixtures),
+                                  per_replica)
+  if mode != 'supervised':
+    mom_seed = None if seed is None else seed + 1
+    if unsupervised_source == 'fuss':
+      stream, _ = fuss_stream(mom_seed)
+    else:
+      stream = _wild_stream(input_context, wild_source, wild_labels_csv if labels else None,
+                            class_names if class_names is not None else fuss_classes,
+                            labels, num_mixtures, sample_rate, clip_seconds, random_crop,
+                            skip_bad, mom_seed)
+    moms = mom.mixtures_of_mixtures(stream, num_mixtures=num_mixtures,
+                                    shuffle_buffer=shuffle_buffer, gain_db=gain_db,
+                                    seed=mom_seed)
+    unsupervised_batches = _batched(moms, lambda e: unsupervised_to_train_element(e, max_sources),
+                                    per_replica)
+
+  if mode == 'unsupervised':
+    dataset = unsupervised_batches
+  elif mode == 'supervised':
+    dataset = supervised_batches
+  else:
+    dataset = _interleave_batches(unsupervised_batches, supervised_batches, supervised_fraction)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _check_train_settings(mode: str, unsupervised_source: str,
+                          supervised_fraction: float) -> None:
   if mode not in MODES:
     raise ValueError(f'train_data.mode must be one of {MODES}, got {mode!r}')
   if unsupervised_source not in ('fuss', 'wild'):
@@ -179,63 +221,46 @@ def train_input_fn(input_context: Optional[tf.distribute.InputContext] = None,
   if mode == 'semi_supervised' and not 0.0 < supervised_fraction < 1.0:
     raise ValueError(f'train_data.supervised_fraction must be in (0, 1), got '
                      f'{supervised_fraction}')
-  per_replica = _per_replica_batch(batch_size, input_context)
-  seed = _pipeline_seed(seed, input_context)
-  needs_fuss = mode != 'unsupervised' or unsupervised_source == 'fuss'
-  list_path = _list_path(data_root, subfolder, split, 'train_data') if needs_fuss else None
 
-  supervised_batches = unsupervised_batches = None
-  fuss_classes = None
-  if mode != 'unsupervised':
-    stream, fuss_classes = _fuss_stream(list_path, input_context, max_sources, sample_rate,
-                                        clip_seconds, random_crop, labels, check_mixture, seed,
-                                        class_names)
-    supervised_batches = stream.map(
-        lambda e: supervised_to_train_element(e, num_mixtures),
-        num_parallel_calls=tf.data.AUTOTUNE).batch(per_replica, drop_remainder=True)
-  if mode != 'supervised':
-    mom_seed = None if seed is None else seed + 1
-    if unsupervised_source == 'fuss':
-      stream, _ = _fuss_stream(list_path, input_context, max_sources, sample_rate,
-                               clip_seconds, random_crop, labels, check_mixture, mom_seed,
-                               class_names)
-    else:
-      if wild_source is None:
-        raise ValueError("train_data.unsupervised_source='wild' needs train_data.wild_source")
-      if labels and wild_labels_csv is None:
-        raise ValueError('train_data.labels is on but train_data.wild_labels_csv is not set')
-      wild_classes = class_names if class_names is not None else fuss_classes
-      stream, _ = wild.wild_dataset(
-          wild_source, sample_rate=sample_rate, clip_seconds=clip_seconds,
-          random_crop=random_crop, labels_csv=wild_labels_csv if labels else None,
-          class_names=wild_classes, skip_bad=skip_bad, shuffle=True, repeat=True,
-          seed=mom_seed, min_files=num_mixtures,
-          num_shards=1 if input_context is None else input_context.num_input_pipelines,
-          shard_index=0 if input_context is None else input_context.input_pipeline_id)
-    moms = mom.mixtures_of_mixtures(stream, num_mixtures=num_mixtures,
-                                    shuffle_buffer=shuffle_buffer, gain_db=gain_db,
-                                    seed=mom_seed)
-    unsupervised_batches = moms.map(
-        lambda e: unsupervised_to_train_element(e, max_sources),
-        num_parallel_calls=tf.data.AUTOTUNE).batch(per_replica, drop_remainder=True)
 
-  if mode == 'unsupervised':
-    dataset = unsupervised_batches
-  elif mode == 'supervised':
-    dataset = supervised_batches
-  else:
-    # Batch i is supervised when floor((i + 1) f) > floor(i f): an even spread
-    # of exactly the fraction f, identical on every input pipeline.
-    fraction = tf.constant(supervised_fraction, tf.float64)
+def _batched(stream: tf.data.Dataset, to_train_element, per_replica: int) -> tf.data.Dataset:
+  """`stream` in the training structure, in per-replica batches (remainder dropped)."""
+  return stream.map(to_train_element, num_parallel_calls=tf.data.AUTOTUNE).batch(
+      per_replica, drop_remainder=True)
 
-    def choose(i):
-      i = tf.cast(i, tf.float64)
-      return tf.cast(tf.floor((i + 1) * fraction) - tf.floor(i * fraction), tf.int64)
 
-    choices = tf.data.Dataset.range(2**62).map(choose)
-    dataset = tf.data.Dataset.choose_from_datasets(
-        [unsupervised_batches, supervised_batches], choices)
-  return dataset.prefetch(tf.data.AUTOTUNE)
+def _wild_stream(input_context, wild_source: Optional[str], labels_csv: Optional[str],
+                 class_names: Optional[Sequence[str]], labels: bool, num_mixtures: int,
+                 sample_rate: int, clip_seconds: float, random_crop: bool, skip_bad: bool,
+                 seed: Optional[int]) -> tf.data.Dataset:
+  """The in-the-wild mixtures of this input pipeline's shard (`wild.wild_dataset`)."""
+  if wild_source is None:
+    raise ValueError("train_data.unsupervised_source='wild' needs train_data.wild_source")
+  if labels and labels_csv is None:
+    raise ValueError('train_data.labels is on but train_data.wild_labels_csv is not set')
+  stream, _ = wild.wild_dataset(
+      wild_source, sample_rate=sample_rate, clip_seconds=clip_seconds,
+      random_crop=random_crop, labels_csv=labels_csv, class_names=class_names,
+      skip_bad=skip_bad, shuffle=True, repeat=True, seed=seed, min_files=num_mixtures,
+      num_shards=1 if input_context is None else input_context.num_input_pipelines,
+      shard_index=0 if input_context is None else input_context.input_pipeline_id)
+  return stream
+
+
+def _interleave_batches(unsupervised_batches: tf.data.Dataset,
+                        supervised_batches: tf.data.Dataset,
+                        supervised_fraction: float) -> tf.data.Dataset:
+  """Whole batches of both: batch i is supervised when floor((i + 1) f) > floor(i f), an even
+  spread of exactly the fraction f, identical on every input pipeline."""
+  fraction = tf.constant(supervised_fraction, tf.float64)
+
+  def choose(i):
+    i = tf.cast(i, tf.float64)
+    return tf.cast(tf.floor((i + 1) * fraction) - tf.floor(i * fraction), tf.int64)
+
+  choices = tf.data.Dataset.range(2**62).map(choose)
+  return tf.data.Dataset.choose_from_datasets([unsupervised_batches, supervised_batches],
+                                              choices)
 
 
 @gin.configurable('eval_data', denylist=['input_context'])

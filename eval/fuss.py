@@ -8,24 +8,10 @@ file and list line (the public one, after its switch from `DataFrame.append` to
 `pd.concat([df, series])`, appends every metric as a separate row of one unnamed column, and
 never records which example a row belongs to).
 
-Command line (`mixit-evaluate` is the same program):
-
-  python -m eval.fuss --saved_model=export/ \
-      --example_list=fuss/ssdata/eval_example_list.txt --output_dir=eval_out
-  python -m eval.fuss --separated_dir=separated/ --example_list=... --output_dir=... \
-      --compare=other_run/summary.json --label=my_model
-
-With `--separated_dir`, the outputs of example `<dir>/exampleNNNNN.wav` are read from
-`<separated_dir>/exampleNNNNN_source{i}.wav`, i = 0, 1, ... (as `mixit-separate` writes
-them). The record `mixit-separate` keeps there (`.mixit_separate.json`) gives each
-example's output count and the outputs it dropped as silent (`--drop_silent`), which read
-as silent outputs; an output beyond the count, or one missing, is an error naming the
-example. Without a record every example must have as many outputs as the others.
-
-Outputs in `--output_dir`: `scores.csv`, `summary.json`, `summary.txt`, `msi_vs_1s.png`,
-`sisnri_per_count.png`, `separation_counts.png`, and `scores_<baseline>.csv` per baseline,
-listed in `.mixit_evaluate.json`. An earlier report there is refused unless `--overwrite`,
-which removes the files that report recorded (and nothing else) before writing the new one.
+The command line is `mixit-evaluate` (`mixit/commands/evaluate.py`): it evaluates a SavedModel
+(`evaluate`) or the files `mixit-separate` wrote (`evaluate_separated`: the record
+`.mixit_separate.json` there gives each example's output count and the outputs dropped as
+silent) and writes the report (`write_report`, listed in `.mixit_evaluate.json`).
 """
 from __future__ import annotations
 
@@ -34,17 +20,15 @@ import dataclasses
 import json
 import os
 import re
-import sys
-import time
 from typing import Callable, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-import mixit  # first: quiets TensorFlow's start-up notices in a CLI run (mixit/__init__.py)
-from data_pipeline import audio_io  # pylint: disable=g-bad-import-order
+from data_pipeline import audio_io
 from data_pipeline import fuss as fuss_data
 from eval import baselines as baselines_lib
 from eval import metrics
+from mixit import progress as progress_lib
 from mixit.serving import separator as separator_lib
 
 SeparateFn = Callable[[np.ndarray], np.ndarray]
@@ -418,42 +402,6 @@ class EvaluationResult:
     return summary
 
 
-class _Progress:
-  """A progress bar with rate and ETA on stderr: redrawn in place on a terminal, one line
-  per tenth of the work in a log file."""
-
-  def __init__(self, total: int, enabled: bool):
-    self._total, self._enabled = total, enabled
-    self._start = time.monotonic()
-    self._last = 0.0
-    self._tty = sys.stderr.isatty()
-    self._next_line = 0
-
-  def update(self, done: int):
-    if not self._enabled:
-      return
-    now = time.monotonic()
-    if self._tty and done < self._total and now - self._last < 0.5:
-      return
-    if not self._tty:
-      if done < self._next_line:
-        return
-      self._next_line = done + max(1, self._total // 10)
-    self._last = now
-    elapsed = now - self._start
-    rate = done / elapsed if elapsed > 0 else 0.0
-    eta = (self._total - done) / rate if rate > 0 else float('nan')
-    width = 30
-    filled = int(width * done / max(self._total, 1))
-    eta_text = f'{int(eta // 60)}m{int(eta % 60):02d}s' if np.isfinite(eta) else '?'
-    start = '\r' if self._tty else ''
-    sys.stderr.write(f'{start}[{"#" * filled}{"." * (width - filled)}] {done}/{self._total} '
-                     f'examples, {rate:.1f}/s, ETA {eta_text}  ')
-    if done >= self._total or not self._tty:
-      sys.stderr.write('\n')
-    sys.stderr.flush()
-
-
 def _run(examples, estimates_for_batch, batch_size: int, max_examples: Optional[int],
          skip_bad: bool, baselines: Sequence[str], progress: bool,
          sample_rate: Optional[int]) -> EvaluationResult:
@@ -470,7 +418,7 @@ def _run(examples, estimates_for_batch, batch_size: int, max_examples: Optional[
     examples = examples[:max_examples]
   result = EvaluationResult(rows=[], baseline_rows={name: [] for name in baselines},
                             skipped_silent=[], skipped_bad=[])
-  bar = _Progress(len(examples), progress)
+  bar = progress_lib.Bar(len(examples), 'examples', enabled=progress)
   done = 0
 
   def bad(error: BadExampleError):
@@ -527,7 +475,8 @@ def _run(examples, estimates_for_batch, batch_size: int, max_examples: Optional[
       flush(batch)
     batch.append(loaded)
   flush(batch)
-  bar.update(len(examples))
+  bar.update(len(examples), force=True)
+  bar.finish()
   return result
 
 
@@ -623,7 +572,7 @@ def evaluate_separated(separated_dir: str, examples, max_examples: Optional[int]
 
 
 # --------------------------------------------------------------------------------------------
-# Reports and the command line.
+# Reports.
 
 OUTPUT_FILES = ('scores.csv', 'summary.json', 'summary.txt', 'msi_vs_1s.png',
                 'sisnri_per_count.png', 'separation_counts.png', 'over_separation.png')
@@ -763,58 +712,3 @@ def evaluate_and_report(example_list: str, output_dir: str, saved_model: Optiona
     result = evaluate_separated(separated_dir, examples, max_examples=max_examples,
                                 skip_bad=skip_bad, baselines=baselines, progress=progress)
   return write_report(result, output_dir, label=label, compare=compare, overwrite=overwrite)
-
-
-def _define_flags():
-  # Defined on demand, so importing this library never claims flag names (the demo and
-  # other binaries have their own --output_dir).
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('saved_model', None, 'Exported SavedModel to evaluate.')
-  flags.DEFINE_string('separated_dir', None,
-                      'Folder of separated files <example>_source{i}.wav to evaluate.')
-  flags.DEFINE_string('example_list', None, 'FUSS example list (e.g. eval_example_list.txt).')
-  flags.DEFINE_string('output_dir', None, 'Where scores, summaries and plots are written.')
-  flags.DEFINE_string('label', None, 'Run name (default: the model or folder name).')
-  flags.DEFINE_multi_string('compare', [], 'summary.json of another run to compare with.')
-  flags.DEFINE_integer('batch_size', 4, 'Examples per SavedModel call.')
-  flags.DEFINE_integer('max_examples', None, 'Evaluate only the first N examples.')
-  flags.DEFINE_boolean('skip_bad', False,
-                       'Skip and count unreadable examples and bad outputs instead of failing.')
-  flags.DEFINE_list('baselines', list(baselines_lib.NAMES),
-                    'Baselines scored beside the model (empty for none).')
-  flags.DEFINE_boolean('progress', True, 'Show a progress bar.')
-  flags.DEFINE_boolean('overwrite', False,
-                       'Replace an earlier report in --output_dir (only its own files).')
-  flags.mark_flags_as_required(['example_list', 'output_dir'])
-
-
-def main(argv):
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  values = flags.FLAGS
-  try:
-    summary = evaluate_and_report(
-        example_list=values.example_list, output_dir=values.output_dir,
-        saved_model=values.saved_model, separated_dir=values.separated_dir,
-        label=values.label, compare=values.compare, batch_size=values.batch_size,
-        max_examples=values.max_examples, skip_bad=values.skip_bad,
-        baselines=values.baselines, progress=values.progress, overwrite=values.overwrite)
-  except (ValueError, FileNotFoundError, FileExistsError) as e:
-    sys.stderr.write(f'mixit-evaluate: error: {e}\n')
-    return 1
-  from eval import report  # pylint: disable=g-import-not-at-top
-  sys.stdout.write(report.format_summary(summary))
-  sys.stdout.write(f'Report written to {values.output_dir}\n')
-  return 0
-
-
-def run():
-  """Console script `mixit-evaluate`."""
-  _define_flags()
-  mixit.run_cli(main, __name__)
-
-
-if __name__ == '__main__':
-  run()

@@ -6,7 +6,7 @@ does not import TensorFlow):
 - `run_cli(main, module_name)` is `absl.app.run(main)`, except that `--help` lists
   the flags of `module_name` (help text and defaults) under the module's
   docstring, whether the program was started as a console script (`mixit-train`)
-  or as `python -m mixit.train`: absl only lists the flags of the module that
+  or as `python -m mixit.commands.train`: absl only lists the flags of the module that
   `sys.argv[0]` names, which for a console script is the script wrapper.
 - In a command-line process, `import mixit` hides TensorFlow's start-up notices
   on a CPU-only machine (`quiet_start`: the oneDNN and `cudart_stub` lines,
@@ -35,9 +35,11 @@ def __getattr__(name):
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
-# The modules behind the console scripts ([project.scripts] of pyproject.toml).
-CLI_MODULES = ('mixit.train', 'mixit.serving.export', 'mixit.serving.separate', 'eval.fuss',
-               'data_pipeline.make_synthetic_fuss', 'mixit.import_official', 'mixit.demo')
+# The modules behind the console scripts ([project.scripts] of pyproject.toml): `mixit-<name>`
+# is `mixit.commands.<name>`.
+CLI_MODULES = ('mixit.commands.train', 'mixit.commands.export', 'mixit.commands.separate',
+               'mixit.commands.evaluate', 'mixit.commands.make_fuss',
+               'mixit.commands.import_official', 'mixit.commands.demo')
 
 # Start-up lines that TensorFlow writes to stderr before its logging is set up
 # (TF_CPP_MIN_LOG_LEVEL does not reach them).

@@ -1,6 +1,5 @@
-r"""The one-command demo on the embedded default (`mixit-demo` / `python -m mixit.demo`).
-
-    mixit-demo --output_dir demo_out [--num_steps 6000 --seed 0]
+r"""The one-command demo on the embedded default: `run_demo` (the `mixit-demo` command is
+`mixit/commands/demo.py`).
 
 With no data present it
   1. writes a synthetic FUSS-format dataset (`data_pipeline.synthetic`),
@@ -16,13 +15,10 @@ import json
 import os
 import sys
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
-from absl import app
-from absl import flags
 from absl import logging
 
-import mixit  # first: sets KERAS_BACKEND, quiets TF's start-up notices in a CLI run
 from mixit import gin_config
 
 DEMO_GIN = 'demo/synthetic_small.gin'
@@ -127,29 +123,3 @@ def run_demo(output_dir: str,
                    f'over-separation {summary["over_separation"]:.2f}, '
                    f'under-separation {summary["under_separation"]:.2f}\n')
   return paths
-
-
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', 'demo_out', 'Where every result goes.')
-_NUM_STEPS = flags.DEFINE_integer('num_steps', 6000, 'Training steps (batches of 8 MoMs).')
-_NUM_TRAIN = flags.DEFINE_integer('num_train', 1000, 'Synthetic training examples.')
-_NUM_EVAL = flags.DEFINE_integer('num_eval', 100, 'Synthetic held-out eval examples.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the data, the pipeline and the demo run.')
-_GIN_PARAM = flags.DEFINE_multi_string('gin_param', [],
-                                       "Extra gin bindings, e.g. 'trainer.lambda_sparse = 0.2'.")
-
-
-def main(argv) -> Optional[int]:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  run_demo(_OUTPUT_DIR.value, num_train=_NUM_TRAIN.value, num_eval=_NUM_EVAL.value,
-           num_steps=_NUM_STEPS.value, seed=_SEED.value, gin_params=_GIN_PARAM.value)
-  return 0
-
-
-def run() -> None:
-  """Console script `mixit-demo`."""
-  mixit.run_cli(main, __name__)
-
-
-if __name__ == '__main__':
-  run()

@@ -1,6 +1,6 @@
 r"""Imports the public TF1 TDCN++ checkpoints of google-research/sound-separation.
 
-    python -m mixit.import_official --checkpoint PREFIX --output_dir D \
+    mixit-import-official --checkpoint PREFIX --output_dir D \
         [--variant auto|fuss_baseline|train_stft|mixit_neurips2020] [--sample_rate 16000]
 
 Reads the name-based checkpoint with `tf.train.load_checkpoint` only (no TF1 graph
@@ -34,16 +34,12 @@ import collections
 import dataclasses
 import os
 import re
-import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from absl import app
-from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-import mixit
 from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
 from mixit import layers
@@ -418,56 +414,3 @@ def import_checkpoint(checkpoint: str,
   path = manager.save()
   logging.info('Wrote %s and %s', os.path.join(output_dir, gin_config.CONFIG_FILENAME), path)
   return path, network
-
-
-_flags_defined = False
-
-
-def _define_flags() -> None:
-  """Defined on demand: mixit.serving.export and mixit.serving.separate define flags of the same
-  names (--checkpoint, --output_dir, --overwrite) and may share a process."""
-  global _flags_defined
-  if _flags_defined:
-    return
-  flags.DEFINE_string('checkpoint', None, 'Prefix (or folder) of the official TF1 checkpoint.',
-                      required=True)
-  flags.DEFINE_string('output_dir', None, 'Model dir to write.', required=True)
-  flags.DEFINE_enum('variant', 'auto', ('auto',) + VARIANTS,
-                    'Public code that wrote the checkpoint; auto: from the variable names.')
-  flags.DEFINE_integer('sample_rate', 16000, 'Sample rate of the model in Hz.')
-  flags.DEFINE_float('window_seconds', None,
-                     'Override the window (default: the FFT size, or the basis length).')
-  flags.DEFINE_float('hop_seconds', None,
-                     'Override the hop (default: window / 4 for STFT, window / 2 for a basis).')
-  flags.DEFINE_integer('num_dilations', None, 'Blocks per repeat (default: the official 8).')
-  flags.DEFINE_enum('mixture_consistency', 'pred_source', layers.CONSISTENCY_TYPES,
-                    'Mixture consistency of the official model (pred_source needs '
-                    'mix_weights/dense/kernel; published models all use it).')
-  flags.DEFINE_bool('overwrite', False, 'Replace a model already in --output_dir.')
-  _flags_defined = True
-
-
-def main(argv) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  values = flags.FLAGS
-  try:
-    path, network = import_checkpoint(
-        values.checkpoint, values.output_dir, values.variant, values.sample_rate,
-        values.window_seconds, values.hop_seconds, values.num_dilations,
-        values.mixture_consistency, values.overwrite)
-  except ValueError as e:
-    print(f'mixit-import-official: error: {e}', file=sys.stderr)
-    sys.exit(1)
-  print(f'Imported a {network.num_sources}-source TDCN++ ({network.count_params()} '
-        f'parameters) into {path}')
-
-
-def run() -> None:
-  """Console script `mixit-import-official`."""
-  _define_flags()
-  mixit.run_cli(main, __name__)
-
-
-if __name__ == '__main__':
-  run()

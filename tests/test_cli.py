@@ -17,27 +17,27 @@ BIN = pathlib.Path(sys.executable).parent
 
 # Console script -> (module, the flags it defines itself).
 SCRIPTS = {
-    'mixit-train': ('mixit.train', ['model_dir', 'gin_file', 'gin_param', 'gin_search_path',
-                                    'strategy', 'tpu', 'cluster_config', 'overwrite',
-                                    'init_from', 'traceback', 'virtual_cpus']),
-    'mixit-export': ('mixit.serving.export', ['model_dir', 'checkpoint', 'output_dir',
-                                              'overwrite']),
-    'mixit-separate': ('mixit.serving.separate', [
+    'mixit-train': ('mixit.commands.train', [
+        'model_dir', 'gin_file', 'gin_param', 'gin_search_path', 'strategy', 'tpu',
+        'cluster_config', 'overwrite', 'init_from', 'traceback', 'virtual_cpus']),
+    'mixit-export': ('mixit.commands.export', ['model_dir', 'checkpoint', 'output_dir',
+                                               'overwrite', 'litert', 'litert_window_seconds',
+                                               'eval_summary']),
+    'mixit-separate': ('mixit.commands.separate', [
         'saved_model', 'input', 'output_dir', 'max_chunk_seconds', 'overlap', 'drop_silent',
         'silence_db', 'output_sample_rate', 'output_subtype', 'overwrite', 'skip_bad',
         'progress']),
-    'mixit-evaluate': ('eval.fuss', ['saved_model', 'separated_dir', 'example_list',
-                                     'output_dir', 'label', 'compare', 'batch_size',
-                                     'max_examples', 'skip_bad', 'baselines', 'progress',
-                                     'overwrite']),
-    'mixit-make-fuss': ('data_pipeline.make_synthetic_fuss', [
+    'mixit-evaluate': ('mixit.commands.evaluate', [
+        'saved_model', 'separated_dir', 'example_list', 'output_dir', 'label', 'compare',
+        'batch_size', 'max_examples', 'skip_bad', 'baselines', 'progress', 'overwrite']),
+    'mixit-make-fuss': ('mixit.commands.make_fuss', [
         'output_dir', 'num_train', 'num_validation', 'num_eval', 'sample_rate',
         'clip_seconds', 'reverb', 'seed']),
-    'mixit-import-official': ('mixit.import_official', [
+    'mixit-import-official': ('mixit.commands.import_official', [
         'checkpoint', 'output_dir', 'variant', 'sample_rate', 'window_seconds', 'hop_seconds',
         'num_dilations', 'mixture_consistency', 'overwrite']),
-    'mixit-demo': ('mixit.demo', ['output_dir', 'num_steps', 'num_train', 'num_eval', 'seed',
-                                  'gin_param']),
+    'mixit-demo': ('mixit.commands.demo', ['output_dir', 'num_steps', 'num_train', 'num_eval',
+                                           'seed', 'gin_param']),
 }
 GENERIC = ('--logtostderr', '--verbosity', '--alsologtostderr', '--test_srcdir', '--xml_output')
 NOISE = ('oneDNN custom operations', 'cudart_stub', 'cuInit', 'absl::InitializeLog',
@@ -86,15 +86,12 @@ def test_help_lists_the_commands_own_flags_first(script, how):
       assert not generic, text  # only the command's own flags
     else:
       assert max(positions.values()) < min(generic), (option, text[:3000])
-    if (script, how) != ('mixit-make-fuss', 'module'):
-      # (`python -m data_pipeline.make_synthetic_fuss` imports nothing of mixit, so it keeps
-      # TensorFlow's notices; the `mixit-make-fuss` script is quiet.)
-      assert not [n for n in NOISE if n in result.stderr], result.stderr
+    assert not [n for n in NOISE if n in result.stderr], result.stderr
 
 
 def test_help_shows_the_docstring_and_defaults():
   # (Read without importing: the module defines absl flags that other tests' modules define.)
-  source = (REPO / 'data_pipeline' / 'make_synthetic_fuss.py').read_text(encoding='utf-8')
+  source = (REPO / 'mixit' / 'commands' / 'make_fuss.py').read_text(encoding='utf-8')
   doc = ast.get_docstring(ast.parse(source))
   text = subprocess.run([_script('mixit-make-fuss'), '--help'], capture_output=True,
                         text=True, timeout=120, env=_env()).stdout
@@ -168,7 +165,7 @@ def test_verbosity_flag_brings_the_notices_back(tmp_path):
 
 def test_progress_line_has_a_real_rate_or_none():
   from mixit.training import loop  # pylint: disable=import-outside-toplevel
-  progress = loop.Progress(start_step=0, num_steps=10)
+  progress = loop.Progress(num_steps=10)
   first = progress.line(1, {'loss': 1.0}, now=100.0)
   assert 'nan' not in first and 'steps/s' not in first and 'ETA' not in first
   assert first.startswith('step 1/10 (10.0%)')

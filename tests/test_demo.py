@@ -20,7 +20,7 @@ def test_demo_end_to_end(tmp_path):
   out = tmp_path / 'demo'
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   proc = subprocess.run(
-      [sys.executable, '-m', 'mixit.demo', f'--output_dir={out}', '--num_steps=4',
+      [sys.executable, '-m', 'mixit.commands.demo', f'--output_dir={out}', '--num_steps=4',
        '--num_train=12', '--num_eval=5', '--seed=3',
        '--gin_param=training.eval_steps = 1', '--gin_param=training.checkpoint_every = 2'],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

@@ -491,8 +491,9 @@ class TestFiles:
     first = fuss.evaluate_and_report(list_path, str(tmp_path / 'out_perfect'),
                                      separated_dir=str(tmp_path / 'perfect'), progress=False)
     assert first['label'] == 'perfect'
-    command = [sys.executable, '-m', 'eval.fuss', f'--separated_dir={tmp_path / "merged"}',
-               f'--example_list={list_path}', f'--output_dir={tmp_path / "out_merged"}',
+    command = [sys.executable, '-m', 'mixit.commands.evaluate',
+               f'--separated_dir={tmp_path / "merged"}', f'--example_list={list_path}',
+               f'--output_dir={tmp_path / "out_merged"}',
                f'--compare={tmp_path / "out_perfect" / "summary.json"}', '--label=merged',
                '--noprogress']
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300,
@@ -517,8 +518,9 @@ class TestFiles:
         if k not in ('label', 'skipped', 'baselines')}
 
   def test_cli_errors(self, tmp_path):
-    command = [sys.executable, '-m', 'eval.fuss', f'--example_list={tmp_path}/none.txt',
-               f'--output_dir={tmp_path}/out', f'--separated_dir={tmp_path}']
+    command = [sys.executable, '-m', 'mixit.commands.evaluate',
+               f'--example_list={tmp_path}/none.txt', f'--output_dir={tmp_path}/out',
+               f'--separated_dir={tmp_path}']
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300,
                                cwd=os.path.dirname(os.path.dirname(__file__)))
     assert completed.returncode == 1

@@ -180,7 +180,7 @@ def test_loads_where_the_package_cannot_be_imported(trained, tmp_path):
 def test_cli_exports_a_chosen_checkpoint(trained, tmp_path):
   network = trained['network']
   output_dir = str(tmp_path / 'ckpt1')
-  command = [sys.executable, '-m', 'mixit.serving.export', '--model_dir', trained['model_dir'],
+  command = [sys.executable, '-m', 'mixit.commands.export', '--model_dir', trained['model_dir'],
              '--checkpoint', '1', '--output_dir', output_dir]
   result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
   assert result.returncode == 0, result.stderr[-3000:]

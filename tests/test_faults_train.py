@@ -222,7 +222,7 @@ def test_export_overwrite_deletes_only_the_earlier_exports_files(six_steps, tmp_
 def _train_subprocess(args, timeout=300, extra_env=None):
   env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.dirname(__file__)]),
              TF_CPP_MIN_LOG_LEVEL='2', **(extra_env or {}))
-  return subprocess.run([sys.executable, '-m', 'mixit.train'] + args, cwd=ROOT, env=env,
+  return subprocess.run([sys.executable, '-m', 'mixit.commands.train'] + args, cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
 
@@ -427,7 +427,7 @@ _PAUSING_TRAIN = textwrap.dedent('''
         return record(self)
       checkpoint_management.CheckpointManager._record_state = pause_before_state
     sys.argv = ['mixit-train'] + sys.argv[4:]
-    from mixit import train
+    from mixit.commands import train
     train.run()
 ''')
 

@@ -167,7 +167,7 @@ def test_stft_frames_follow_the_published_hparams(num_bins, sample_rate, window,
 def test_command_line_with_auto_variant(tmp_path):
   model_dir = tmp_path / 'model'
   result = subprocess.run(
-      [sys.executable, '-m', 'mixit.import_official', '--checkpoint',
+      [sys.executable, '-m', 'mixit.commands.import_official', '--checkpoint',
        prefix('mixit_neurips2020'), '--output_dir', str(model_dir), '--variant', 'auto'],
       capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-3000:]

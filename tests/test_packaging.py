@@ -81,4 +81,4 @@ def test_isolated_build_is_the_same_every_time(tmp_path):
     listings.append(sorted(zipfile.ZipFile(wheel).namelist()))
   assert listings[0] == listings[1]
   assert 'mixit/gin/models/tdcnpp_paper.gin' in listings[0]
-  assert 'mixit/cli.py' in listings[0]
+  assert 'mixit/commands/make_fuss.py' in listings[0]

@@ -572,7 +572,7 @@ def test_cli_end_to_end(exported, tmp_path):
   stereo = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.1 * np.sin(2 * np.pi * 3000 * t)], 1)
   _write(folder / 'long.wav', stereo.astype(np.float32), 44100)
   (folder / 'broken.wav').write_bytes(b'RIFF....WAVEnonsense')
-  command = [sys.executable, '-m', 'mixit.serving.separate', '--saved_model', exported,
+  command = [sys.executable, '-m', 'mixit.commands.separate', '--saved_model', exported,
              '--input', str(folder), '--output_dir', str(tmp_path / 'out'),
              '--max_chunk_seconds', '5', '--overlap', '1', '--skip_bad']
   result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)

@@ -163,7 +163,7 @@ def test_bad_arguments(tmp_path):
 def test_cli_writes_reverberant_data(tmp_path):
   out = str(tmp_path / 'cli')
   result = subprocess.run(
-      [sys.executable, '-m', 'data_pipeline.make_synthetic_fuss', '--output_dir', out,
+      [sys.executable, '-m', 'mixit.commands.make_fuss', '--output_dir', out,
        '--num_train', '2', '--num_validation', '1', '--num_eval', '1', '--sample_rate',
        str(RATE), '--clip_seconds', '0.5', '--reverb', '--seed', '3'],
       capture_output=True, text=True, timeout=120, check=False,

@@ -1,4 +1,4 @@
-"""Tests of the `mixit-train` CLI (mixit/train.py) and the model-dir handling of
+"""Tests of the `mixit-train` CLI (mixit/commands/train.py) and the model-dir handling of
 mixit/training/loop.py, with the real model and data pipeline on synthetic FUSS data."""
 import glob
 import logging
@@ -20,7 +20,8 @@ import tensorflow as tf
 
 from mixit import gin_config
 from mixit import model as model_lib
-from mixit import train
+from mixit import progress as progress_lib
+from mixit.commands import train
 from mixit.training import loop as train_loop
 
 from conftest import CLIP_SECONDS, SAMPLE_RATE, TINY_GIN_FILES, tiny_params
@@ -220,13 +221,13 @@ def test_init_from_loads_the_network_and_rejects_another_architecture(trained, f
 
 
 def test_progress_line_and_durations():
-  progress = train_loop.Progress(start_step=10, num_steps=110)
+  progress = train_loop.Progress(num_steps=110)
   first = progress.line(11, {'loss': -3.0}, now=100.0)  # no timed step yet: no rate, no ETA
   assert 'steps/s' not in first and 'ETA' not in first and 'nan' not in first, first
   line = progress.line(31, {'loss': -3.5, 'mixit': -3.5}, now=110.0)
   assert line.startswith('step 31/110 (28.2%) loss=-3.500 mixit=-3.500')
   assert '2.00 steps/s' in line and 'ETA 0m40s' in line
-  assert train_loop.format_duration(3725) == '1h02m05s'
+  assert progress_lib.format_duration(3725) == '1h02m05s'
 
 
 @pytest.mark.slow
@@ -234,7 +235,7 @@ def test_sigkill_then_restart_resumes_from_the_last_checkpoint(fuss_root, tmp_pa
   model_dir = str(tmp_path / 'model')
   common = ['training.checkpoint_every = 5', 'training.eval_every = 0']
   env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL='2')
-  command = [sys.executable, '-m', 'mixit.train', '--alsologtostderr']
+  command = [sys.executable, '-m', 'mixit.commands.train', '--alsologtostderr']
   killed = subprocess.Popen(
       command + cli_args(fuss_root, model_dir, 'training.num_steps = 100000', *common),
       cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,6 +1,5 @@
-"""Exporting a trained separation network as a self-contained SavedModel.
-
-    mixit-export --model_dir D [--checkpoint N] --output_dir E [--overwrite]
+"""Exporting a trained separation network as a self-contained SavedModel (`mixit-export`,
+`mixit/commands/export.py`).
 
 The network is rebuilt from the model dir's `config.gin`, a checkpoint is
 restored into it, and a `tf.Module` is saved whose signatures need nothing of
@@ -24,16 +23,12 @@ import datetime
 import json
 import os
 import re
-import sys
 from typing import List, Optional, Tuple, Union
 
-from absl import app
-from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-import mixit
 from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
 from mixit import model as model_lib  # registers the 'network' configurable
@@ -310,57 +305,3 @@ def export_saved_model(model_dir: str, output_dir: str,
   logging.info('exported %s (step %s, M=%d, %d Hz) to %s', path, step, metadata['num_sources'],
                metadata['sample_rate'], output_dir)
   return metadata
-
-
-# --------------------------------------------------------------------------
-# Command line.
-
-_flags_defined = False
-
-
-def _define_flags() -> None:
-  """Defined on demand so that importing this module next to mixit.serving.separate
-  (which has flags of the same names) does not clash."""
-  global _flags_defined
-  if _flags_defined:
-    return
-  flags.DEFINE_string('model_dir', None, 'Training run folder (config.gin + checkpoints).',
-                      required=True)
-  flags.DEFINE_string('checkpoint', None,
-                      'Step N of the checkpoint ckpt-N to export, or a checkpoint prefix path; '
-                      'default: the latest.')
-  flags.DEFINE_string('output_dir', None, 'Folder for the SavedModel.', required=True)
-  flags.DEFINE_boolean('overwrite', False, 'Replace an earlier export in --output_dir.')
-  flags.DEFINE_boolean('litert', False, 'Also write model.tflite (LiteRT, fixed window, '
-                       'builtin ops only) beside the SavedModel.')
-  flags.DEFINE_float('litert_window_seconds', litert_lib.DEFAULT_WINDOW_SECONDS,
-                     'Window length of the .tflite in seconds (e.g. the streaming '
-                     'separator\'s chunk).')
-  flags.DEFINE_string('eval_summary', None, 'FUSS summary.json for the model card; default: '
-                      'the model dir\'s summary.json if present.')
-  _flags_defined = True
-
-
-def _main(argv) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  values = flags.FLAGS
-  try:
-    metadata = export_saved_model(values.model_dir, values.output_dir, values.checkpoint,
-                                  overwrite=values.overwrite, litert=values.litert,
-                                  litert_window_seconds=values.litert_window_seconds,
-                                  eval_summary=values.eval_summary)
-  except (ValueError, FileExistsError, FileNotFoundError) as e:
-    print(f'mixit-export: error: {e}', file=sys.stderr)
-    sys.exit(1)
-  print(json.dumps(metadata, indent=2))
-
-
-def run() -> None:
-  """Console script `mixit-export`."""
-  _define_flags()
-  mixit.run_cli(_main, __name__)
-
-
-if __name__ == '__main__':
-  run()

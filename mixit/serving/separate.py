@@ -25,18 +25,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 from typing import List, Optional, Sequence, Tuple, Union
 
-from absl import app
-from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from data_pipeline import audio_io
-import mixit
+from mixit import progress as progress_lib
 from mixit.serving import separator as separator_lib
 
 OUTPUT_SUBTYPES = ('FLOAT', 'PCM_16')
@@ -258,44 +255,27 @@ class _SourceWriters:
 
 
 class Progress:
-  """A one-line progress display on stderr (redrawn on a terminal, else quiet)."""
+  """Each file's progress on stderr: a `mixit.progress.Bar` over its seconds of audio (rate
+  and ETA, redrawn on a terminal), then one line per file, which is all a log gets."""
 
   def __init__(self, enabled: bool = True, stream=None, interval: float = 0.5):
-    self._stream = stream or sys.stderr
-    self._enabled = enabled
-    self._tty = enabled and hasattr(self._stream, 'isatty') and self._stream.isatty()
-    self._interval = interval
-    self._last = 0.0
-    self._prefix = ''
-    self._total = 0.0
+    self._enabled, self._stream, self._interval = enabled, stream, interval
+    self._bar = None
 
   def start_file(self, index: int, count: int, name: str, seconds: float) -> None:
     width = len(str(count))
-    self._prefix = f'[{index + 1:{width}d}/{count}] {name}'
-    self._total = seconds
-    self._last = 0.0
-    self.update(0.0, force=True)
+    self._bar = progress_lib.Bar(seconds, 's', prefix=f'[{index + 1:{width}d}/{count}] {name}',
+                                 enabled=self._enabled, stream=self._stream,
+                                 interval=self._interval, log_lines=0)
+    self._bar.update(0.0, force=True)
 
   def update(self, seconds_done: float, force: bool = False) -> None:
-    if not self._tty:
-      return
-    now = time.monotonic()
-    if not force and now - self._last < self._interval:
-      return
-    self._last = now
-    fraction = min(seconds_done / self._total, 1.0) if self._total > 0 else 1.0
-    bar = '#' * int(round(20 * fraction))
-    self._stream.write(f'\r{self._prefix} [{bar:<20}] {100 * fraction:5.1f}% '
-                       f'{seconds_done:.0f}/{self._total:.0f} s\033[K')
-    self._stream.flush()
+    if self._bar is not None:
+      self._bar.update(seconds_done, force=force)
 
   def end_file(self, message: str) -> None:
-    if not self._enabled:
-      return
-    if self._tty:
-      self._stream.write('\r\033[K')
-    self._stream.write(f'{self._prefix}: {message}\n')
-    self._stream.flush()
+    if self._bar is not None:
+      self._bar.finish(f'{self._bar.prefix}: {message}')
 
 
 # --------------------------------------------------------------------------
@@ -503,73 +483,3 @@ def separate_files(separator: Union[str, separator_lib.Separator], input_path: s
                      f'{elapsed:.1f} s{dropped}')
     succeeded.append(result)
   return BatchReport(succeeded=succeeded, failed=failed)
-
-
-# --------------------------------------------------------------------------
-# Command line.
-
-_flags_defined = False
-
-
-def _define_flags() -> None:
-  """Defined on demand: mixit.serving.export has flags of the same names."""
-  global _flags_defined
-  if _flags_defined:
-    return
-  flags.DEFINE_string('saved_model', None, 'SavedModel folder written by mixit-export.',
-                      required=True)
-  flags.DEFINE_string('input', None, 'An audio file, or a folder searched recursively.',
-                      required=True)
-  flags.DEFINE_string('output_dir', None, 'Folder for <name>_source{i}.wav.', required=True)
-  flags.DEFINE_float('max_chunk_seconds', separator_lib.DEFAULT_MAX_CHUNK_SECONDS,
-                     'Longer recordings are separated in windows of this length; 0: whole '
-                     'files in one call.')
-  flags.DEFINE_float('overlap', separator_lib.DEFAULT_OVERLAP_SECONDS,
-                     'Overlap of consecutive windows in seconds (at most half a window).')
-  flags.DEFINE_boolean('drop_silent', False, 'Do not write sources quieter than --silence_db.')
-  flags.DEFINE_float('silence_db', DEFAULT_SILENCE_DB,
-                     'Power relative to the mixture below which --drop_silent drops a source.')
-  flags.DEFINE_integer('output_sample_rate', 0, 'Rate of the outputs; 0: the input\'s.')
-  flags.DEFINE_enum('output_subtype', 'FLOAT', OUTPUT_SUBTYPES, 'WAV sample format.')
-  flags.DEFINE_boolean('overwrite', False, 'Replace existing outputs.')
-  flags.DEFINE_boolean('skip_bad', False,
-                       'Go on past files that fail and list them at the end (exit status 1).')
-  flags.DEFINE_boolean('progress', True, 'Show progress on stderr.')
-  _flags_defined = True
-
-
-def _main(argv) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  values = flags.FLAGS
-  started = time.monotonic()
-  try:
-    separator = separator_lib.load_separator(values.saved_model)
-    report = separate_files(
-        separator, values.input, values.output_dir, skip_bad=values.skip_bad,
-        overwrite=values.overwrite, progress=values.progress,
-        output_sample_rate=values.output_sample_rate or None,
-        max_chunk_seconds=values.max_chunk_seconds, overlap_seconds=values.overlap,
-        drop_silent=values.drop_silent, silence_db=values.silence_db,
-        subtype=values.output_subtype)
-  except (ValueError, OSError) as e:
-    print(f'mixit-separate: error: {e}', file=sys.stderr)
-    sys.exit(1)
-  seconds = sum(r.seconds for r in report.succeeded)
-  print(f'separated {len(report.succeeded)} file(s), {seconds:.1f} s of audio, in '
-        f'{time.monotonic() - started:.1f} s into {values.output_dir}', file=sys.stderr)
-  if report.failed:
-    print(f'{len(report.failed)} file(s) failed:', file=sys.stderr)
-    for _, message in report.failed:
-      print(f'  {message}', file=sys.stderr)
-    sys.exit(1)
-
-
-def run() -> None:
-  """Console script `mixit-separate`."""
-  _define_flags()
-  mixit.run_cli(_main, __name__)
-
-
-if __name__ == '__main__':
-  run()

@@ -33,6 +33,7 @@ from tensorflow.core.framework import summary_pb2
 
 from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
+from mixit import progress as progress_lib
 from mixit.training import strategy as strategy_lib
 from mixit.training import trainer as trainer_lib
 
@@ -297,44 +298,26 @@ def initialize_from(network: keras.Model, source: str) -> str:
 
 # ------------------------------------------------------------------- logging
 
-def format_duration(seconds: float) -> str:
-  if not math.isfinite(seconds):
-    return '?'
-  seconds = int(round(seconds))
-  hours, rest = divmod(seconds, 3600)
-  minutes, seconds = divmod(rest, 60)
-  return f'{hours}h{minutes:02d}m{seconds:02d}s' if hours else f'{minutes}m{seconds:02d}s'
-
-
 class Progress:
-  """Steps/s and ETA over the steps run by this process (not the resumed ones)."""
+  """The training log line `step N/M (x%) loss=... | r steps/s | ETA ...`: rate and ETA
+  (`mixit.progress.Meter`) over the steps this process ran after its first logged one (not
+  the resumed ones, nor the first, tracing, step)."""
 
-  def __init__(self, start_step: int, num_steps: int):
-    self.start_step = start_step
+  def __init__(self, num_steps: int):
     self.num_steps = num_steps
-    self.start_time = None
-    self.first_step = None
+    self._meter = progress_lib.Meter(num_steps)
 
   def line(self, step: int, logs: Dict[str, float], now: Optional[float] = None) -> str:
-    now = time.time() if now is None else now
-    if self.start_time is None:
-      # Timing starts after the first (tracing) step.
-      self.start_time, self.first_step = now, step
-    done = step - self.first_step
-    rate = done / (now - self.start_time) if done > 0 and now > self.start_time else float('nan')
-    eta = (self.num_steps - step) / rate if rate > 0 else float('nan')
+    self._meter.update(step, now)
     terms = ' '.join(f'{k}={logs[k]:.3f}' for k in ('loss',) + trainer_lib.LOSS_TERMS
                      if k in logs)
     line = f'step {step}/{self.num_steps} ({100.0 * step / self.num_steps:.1f}%) {terms}'
-    if not rate > 0:
-      return line  # No timed step yet: no rate and no ETA rather than `nan steps/s`.
-    return f'{line} | {rate:.2f} steps/s | ETA {format_duration(eta)}'
+    return line + self._meter.suffix('steps')  # no rate yet: no `nan steps/s`, no ETA
 
   def rate(self, step: int, now: Optional[float] = None) -> float:
-    now = time.time() if now is None else now
-    if self.start_time is None or step <= self.first_step or now <= self.start_time:
-      return float('nan')
-    return (step - self.first_step) / (now - self.start_time)
+    """Steps/s up to `step` at `now` (NaN before a timed step), for the summaries."""
+    rate = self._meter.rate(step, now)
+    return float('nan') if rate is None else rate
 
 
 def nonfinite_message(step: int, logs: Dict[str, float]) -> str:
@@ -521,7 +504,7 @@ def train(model_dir: str,
                if eval_every else None)
 
   logs, results, skipped = {}, {}, 0
-  progress = Progress(int(state.step.numpy()), num_steps)
+  progress = Progress(num_steps)
   current = int(state.step.numpy())
   if current >= num_steps:
     logging.info('step %d >= num_steps %d: nothing to train', current, num_steps)

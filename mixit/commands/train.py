@@ -1,4 +1,4 @@
-r"""Trains a MixIT separation model: `mixit-train` / `python -m mixit.train`.
+r"""Trains a MixIT separation model: `mixit-train` / `python -m mixit.commands.train`.
 
   mixit-train --model_dir=runs/mixit_small \
     --gin_file=papers/waspaa2021/<experiment>.gin \

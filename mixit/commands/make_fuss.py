@@ -11,7 +11,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from data_pipeline import synthetic
+import mixit  # first: quiets TensorFlow's start-up notices in a CLI run
+from data_pipeline import synthetic  # pylint: disable=g-bad-import-order
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Dataset root to write (local or gs://).',
                                   required=True)
@@ -44,9 +45,9 @@ def main(argv):
     print(f'{split}: {path}')
 
 
-def run():
-  """`python -m data_pipeline.make_synthetic_fuss`."""
-  app.run(main)  # `mixit-make-fuss` is `mixit.cli.make_synthetic_fuss`
+def run() -> None:
+  """Console script `mixit-make-fuss`."""
+  mixit.run_cli(main, __name__)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,55 @@
+r"""Exports a trained separation network as a self-contained SavedModel (`mixit-export`).
+
+    mixit-export --model_dir D [--checkpoint N] --output_dir E [--overwrite] \
+        [--litert --litert_window_seconds 10] [--eval_summary summary.json]
+
+What is written (the signatures, `mixit_export.json`, the model card and, with
+`--litert`, `model.tflite`) is described in `mixit/serving/export.py`.
+"""
+import json
+import sys
+
+from absl import app
+from absl import flags
+
+import mixit  # first: sets KERAS_BACKEND, quiets TF's start-up notices in a CLI run
+from mixit.serving import export as export_lib
+from mixit.serving import litert as litert_lib
+
+_MODEL_DIR = flags.DEFINE_string('model_dir', None,
+                                 'Training run folder (config.gin + checkpoints).', required=True)
+_CHECKPOINT = flags.DEFINE_string(
+    'checkpoint', None, 'Step N of the checkpoint ckpt-N to export, or a checkpoint prefix path; '
+    'default: the latest.')
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Folder for the SavedModel.', required=True)
+_OVERWRITE = flags.DEFINE_boolean('overwrite', False, 'Replace an earlier export in --output_dir.')
+_LITERT = flags.DEFINE_boolean('litert', False, 'Also write model.tflite (LiteRT, fixed window, '
+                               'builtin ops only) beside the SavedModel.')
+_LITERT_WINDOW_SECONDS = flags.DEFINE_float(
+    'litert_window_seconds', litert_lib.DEFAULT_WINDOW_SECONDS,
+    'Window length of the .tflite in seconds (e.g. the streaming separator\'s chunk).')
+_EVAL_SUMMARY = flags.DEFINE_string('eval_summary', None, 'FUSS summary.json for the model card; '
+                                    'default: the model dir\'s summary.json if present.')
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  try:
+    metadata = export_lib.export_saved_model(
+        _MODEL_DIR.value, _OUTPUT_DIR.value, _CHECKPOINT.value, overwrite=_OVERWRITE.value,
+        litert=_LITERT.value, litert_window_seconds=_LITERT_WINDOW_SECONDS.value,
+        eval_summary=_EVAL_SUMMARY.value)
+  except (ValueError, FileExistsError, FileNotFoundError) as e:
+    print(f'mixit-export: error: {e}', file=sys.stderr)
+    sys.exit(1)
+  print(json.dumps(metadata, indent=2))
+
+
+def run() -> None:
+  """Console script `mixit-export`."""
+  mixit.run_cli(main, __name__)
+
+
+if __name__ == '__main__':
+  run()
