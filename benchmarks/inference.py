@@ -1,20 +1,26 @@
-"""Inference speed and memory of an exported TDCN++: SavedModel against in-memory Keras.
+"""Inference speed and memory of an exported TDCN++: SavedModel, LiteRT and in-memory Keras.
 
-    python benchmarks/inference.py [--num_sources 8,16] [--long_minutes 10]
+    python benchmarks/inference.py [--num_sources 8,16] [--long_minutes 10] [--quick]
 
 For each M, a network is built from `--model_gin` (the paper size by default;
 untrained weights time the same as trained ones), checkpointed and exported with
-`mixit.serving.export`. Then, each in a fresh process so peak memory is its own:
+`mixit.serving.export`, with the `.tflite` of `mixit-export --litert` (a 10 s
+window) beside it. Then, each in a fresh process so peak memory is its own:
 
-- 10 s: one call of the SavedModel's `serving_default` on [1, 10 s], and of the
+- 10 s: one call of the SavedModel's `serving_default` on [1, 10 s], of the
   in-memory Keras network wrapped in a `tf.function` with the same
-  `[None, None]` signature (and eagerly); median of `--repeats` after a warm-up.
+  `[None, None]` signature (and eagerly), and of the `.tflite` in the LiteRT
+  interpreter (`ai-edge-litert`) on 1 and on 2 threads; all in one process, calls
+  interleaved, best and median of `--repeats` after a warm-up. The LiteRT rows
+  give the `.tflite` file size and its largest difference from the SavedModel's
+  output (relative to the SavedModel's peak); `--skip_litert` leaves them out.
 - long files: `mixit.serving.separate.separate_file` on 1 min and `--long_minutes` min
   WAVs (windows of `--max_chunk_seconds`, overlap `--overlap`), streaming from
   and to disk; wall time, the share spent in the model, and the process's peak
   RSS (flat in file length when streaming works).
 
 RTF = processing seconds / audio seconds. Prints a markdown table.
+`--quick` (a smoke run): M = 8 only, 3 repeats, no long files.
 """
 import argparse
 import json
@@ -31,6 +37,9 @@ if _REPO not in sys.path:
   sys.path.insert(0, _REPO)
 
 SAMPLE_RATE = 16000
+# The LiteRT window: the benchmark's 10 s call in one invocation.
+LITERT_WINDOW_SECONDS = 10.0
+LITERT_THREADS = (1, 2)
 
 
 def _rss_mb() -> float:
@@ -62,18 +71,26 @@ def _worker_export(args) -> dict:
   tf.train.CheckpointManager(tf.train.Checkpoint(network=network), args.model_dir, 1).save()
   gin_config.write_config(args.model_dir)
   started = time.perf_counter()
-  metadata = export.export_saved_model(args.model_dir, args.export_dir, overwrite=True)
+  metadata = export.export_saved_model(args.model_dir, args.export_dir, overwrite=True,
+                                       litert=not args.skip_litert,
+                                       litert_window_seconds=LITERT_WINDOW_SECONDS)
+  saved_model_bytes = sum(
+      os.path.getsize(os.path.join(args.export_dir, name)) for name in metadata['files']
+      if name == 'saved_model.pb' or name.startswith('variables/'))
   return {'export_seconds': time.perf_counter() - started,
-          'num_parameters': metadata['num_parameters']}
+          'num_parameters': metadata['num_parameters'],
+          'saved_model_bytes': saved_model_bytes,
+          'litert_bytes': metadata['litert']['size_bytes'] if 'litert' in metadata else None}
 
 
 def _worker_short(args) -> dict:
-  """SavedModel and Keras timed in one process, calls interleaved, so that load
-  from other processes on the machine affects both alike."""
+  """SavedModel, Keras and LiteRT timed in one process, calls interleaved, so that
+  load from other processes on the machine affects all alike."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import mixit  # pylint: disable=unused-import,g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from mixit.serving import export  # pylint: disable=g-import-not-at-top
+  from mixit.serving import litert  # pylint: disable=g-import-not-at-top
   from mixit.serving import separator as separator_lib  # pylint: disable=g-import-not-at-top
   _configure_threads(args.threads)
   mixture = tf.constant(
@@ -88,6 +105,13 @@ def _worker_short(args) -> dict:
       'keras_function': lambda: function(mixture).numpy(),
       'keras_eager': lambda: network(mixture, training=False)['separated_waveforms'].numpy(),
   }
+  tflite = os.path.join(args.export_dir, litert.TFLITE_FILENAME)
+  if not args.skip_litert:
+    samples = mixture.numpy()[0]
+    for threads in LITERT_THREADS:
+      runner = litert.interpreter(tflite, num_threads=threads)
+      calls[f'litert_{threads}'] = (
+          lambda runner=runner: litert.run_window(runner, samples)[np.newaxis])
   times = {name: [] for name in calls}
   cpu_times = {name: [] for name in calls}
   for call in calls.values():
@@ -95,14 +119,22 @@ def _worker_short(args) -> dict:
   names = list(calls)
   for repeat in range(args.repeats):
     # Rotating the order keeps any first- or last-in-a-round effect off one path.
-    for name in names[repeat % 3:] + names[:repeat % 3]:
+    for name in names[repeat % len(names):] + names[:repeat % len(names)]:
       call = calls[name]
       started, cpu_started = time.perf_counter(), time.process_time()
       call()
       times[name].append(time.perf_counter() - started)
       cpu_times[name].append(time.process_time() - cpu_started)
-  difference = np.max(np.abs(calls['saved_model']() - calls['keras_function']()))
+  reference = calls['saved_model']()
+  difference = np.max(np.abs(reference - calls['keras_function']()))
   result = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+  for name in [n for n in names if n.startswith('litert_')]:
+    result[f'{name}_min'] = min(times[name])
+    result[f'{name}_cpu'] = float(np.median(cpu_times[name]))
+    result[f'{name}_ratio_median'] = float(np.median(np.array(times[name]) /
+                                                     np.array(times['saved_model'])))
+    result[f'{name}_relative_difference'] = float(
+        np.max(np.abs(calls[name]() - reference)) / np.max(np.abs(reference)))
   result['saved_model_min'] = min(times['saved_model'])
   result['keras_function_min'] = min(times['keras_function'])
   result['ratio_median'] = float(np.median(np.array(times['saved_model']) /
@@ -207,6 +239,8 @@ def _spawn(args, **kwargs) -> dict:
   command = [sys.executable, os.path.abspath(__file__), '--threads', str(args.threads),
              '--repeats', str(args.repeats), '--model_gin', args.model_gin,
              '--max_chunk_seconds', str(args.max_chunk_seconds), '--overlap', str(args.overlap)]
+  if args.skip_litert:
+    command.append('--skip_litert')
   for key, value in kwargs.items():
     command += [f'--{key}', str(value)]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', KERAS_BACKEND='tensorflow')
@@ -227,6 +261,10 @@ def main() -> None:
   parser.add_argument('--max_chunk_seconds', type=float, default=20.0)
   parser.add_argument('--overlap', type=float, default=2.0)
   parser.add_argument('--skip_long', action='store_true')
+  parser.add_argument('--skip_litert', action='store_true',
+                      help='no .tflite export and no LiteRT rows')
+  parser.add_argument('--quick', action='store_true',
+                      help='smoke run: M = 8 only, 3 repeats, no long files')
   # Worker mode (internal).
   parser.add_argument('--profile', action='store_true',
                       help='also print which parts and ops of the network take the time')
@@ -237,6 +275,8 @@ def main() -> None:
   parser.add_argument('--export_dir')
   parser.add_argument('--input')
   args = parser.parse_args()
+  if args.quick:
+    args.num_sources, args.repeats, args.skip_long = '8', 3, True
 
   if args.worker:
     os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
@@ -266,7 +306,7 @@ def main() -> None:
           'seconds': timings['saved_model_min'], 'rtf': timings['saved_model_min'] / 10,
           'cpu_rtf': timings['saved_model_cpu'] / 10,
           'vs_keras': timings['saved_model_min'] / timings['keras_function_min'], 'model_share': 1.0, 'peak_rss_mb': None,
-          'baseline_rss_mb': None,
+          'baseline_rss_mb': None, 'file_mb': info['saved_model_bytes'] / 2**20,
           'extra': (f'best of {args.repeats}; medians: SavedModel '
                     f'{timings["saved_model"]:.3f} s, Keras tf.function '
                     f'{timings["keras_function"]:.3f} s (median pair ratio '
@@ -274,6 +314,22 @@ def main() -> None:
                     f'{timings["keras_eager"]:.3f} s; max |SavedModel - Keras| '
                     f'{timings["max_abs_difference"]:.1e}'),
       })
+      for threads in ([] if args.skip_litert else LITERT_THREADS):
+        name = f'litert_{threads}'
+        rows.append({
+            'M': m, 'audio': '10 s',
+            'path': f'LiteRT .tflite, {threads} thread{"s" if threads > 1 else ""}, one call',
+            'seconds': timings[f'{name}_min'], 'rtf': timings[f'{name}_min'] / 10,
+            'cpu_rtf': timings[f'{name}_cpu'] / 10,
+            'vs_keras': timings[f'{name}_min'] / timings['keras_function_min'],
+            'model_share': 1.0, 'peak_rss_mb': None, 'baseline_rss_mb': None,
+            'file_mb': info['litert_bytes'] / 2**20,
+            'extra': (f'best of {args.repeats}; median {timings[name]:.3f} s; '
+                      f'{timings[f"{name}_min"] / timings["saved_model_min"]:.2f}x the '
+                      f'SavedModel (best; median pair ratio '
+                      f'{timings[f"{name}_ratio_median"]:.2f}x); max |LiteRT - SavedModel| / '
+                      f'max |SavedModel| {timings[f"{name}_relative_difference"]:.1e}'),
+        })
       if args.profile:
         profiles[m] = _spawn(args, worker='profile', export_dir=export_dir)
         print(f'  profile: {profiles[m]}', file=sys.stderr)
@@ -286,22 +342,26 @@ def main() -> None:
             'cpu_rtf': result['cpu_seconds'] / result['audio_seconds'],
             'vs_keras': None, 'model_share': result['model_seconds'] / result['seconds'],
             'peak_rss_mb': result['peak_rss_mb'], 'baseline_rss_mb': result['baseline_rss_mb'],
+            'file_mb': None,
             'extra': f'{result["windows"]} windows of {args.max_chunk_seconds:g} s',
         })
 
   print(f'\nCPU: {os.cpu_count()} logical cores, TF threads: {args.threads or "default"}; '
         f'model: {args.model_gin}\n')
-  print('| M | audio | path | time (s) | RTF | CPU s per audio s | SavedModel / Keras | model share | '
-        'RSS after load (MB) | peak RSS (MB) | notes |')
+  print('| M | audio | path | model file (MB) | time (s) | RTF | CPU s per audio s | vs Keras | '
+        'model share | RSS after load (MB) | peak RSS (MB) | notes |')
   # 10 s rows: best of the interleaved repeats (the least disturbed by other
   # processes); SavedModel / Keras is best over best. CPU s per audio s is the
-  # process's CPU time (all threads), which other load inflates far less.
-  print('|---|---|---|---|---|---|---|---|---|---|---|')
+  # process's CPU time (all threads), which other load inflates far less. vs Keras:
+  # the row's time over the in-memory Keras tf.function's.
+  print('|---|---|---|---|---|---|---|---|---|---|---|---|')
   for r in rows:
     vs = f'{r["vs_keras"]:.2f}x' if r['vs_keras'] is not None else ''
     base = f'{r["baseline_rss_mb"]:.0f}' if r['baseline_rss_mb'] is not None else ''
     peak = f'{r["peak_rss_mb"]:.0f}' if r['peak_rss_mb'] is not None else ''
-    print(f'| {r["M"]} | {r["audio"]} | {r["path"]} | {r["seconds"]:.3f} | {r["rtf"]:.4f} | '
+    size = f'{r["file_mb"]:.1f}' if r['file_mb'] is not None else ''
+    print(f'| {r["M"]} | {r["audio"]} | {r["path"]} | {size} | {r["seconds"]:.3f} | '
+          f'{r["rtf"]:.4f} | '
           f'{r["cpu_rtf"]:.4f} | '
           f'{vs} | {100 * r["model_share"]:.0f}% | {base} | {peak} | '
           f'{r["extra"]} |')
