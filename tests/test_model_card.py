@@ -112,3 +112,26 @@ def test_card_shows_litert_usage():
   assert "Interpreter(model_path='EXPORT_DIR/model.tflite'" in card
   assert 'np.zeros([1, 80000], np.float32)' in card and '[1, 4, 80000]' in card
   assert '(10 s)' in card
+
+
+def test_export_command_writes_tflite_and_card_with_the_given_summary(run, tmp_path):
+  """`mixit-export --litert --eval_summary S` (the console script): the flags reach the export."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from ai_edge_litert import interpreter as litert_interpreter  # pylint: disable=g-import-not-at-top
+  model_dir, _ = run
+  summary = tmp_path / 'summary.json'
+  summary.write_text(json.dumps(SUMMARY))
+  out = tmp_path / 'export'
+  result = subprocess.run(
+      [sys.executable, '-m', 'mixit.commands.export', f'--model_dir={model_dir}',
+       f'--output_dir={out}', '--litert', '--litert_window_seconds=0.5',
+       f'--eval_summary={summary}'],
+      capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  card = (out / 'README.md').read_text()
+  assert '| MSi: SI-SNRi, 2+ sources (dB) | 11.23 |' in card
+  assert 'ai_edge_litert' in card
+  runner = litert_interpreter.Interpreter(model_path=str(out / 'model.tflite'))
+  (detail,) = runner.get_input_details()
+  assert list(detail['shape']) == [1, 8000]  # 0.5 s at 16 kHz
