@@ -248,6 +248,45 @@ def test_learning_rate_halves_every_decay_steps_as_a_staircase():
                     keras.optimizers.LossScaleOptimizer)
 
 
+def test_cosine_schedule_follows_the_formula_then_holds_its_floor():
+  lr0, steps, floor = 3e-3, 100, 0.05
+  optimizer = trainer_lib.build_optimizer(learning_rate=lr0, decay_steps=steps,
+                                          schedule='cosine', final_fraction=floor)
+  optimizer.build([tf.Variable(0.0)])
+  for iterations in [0, 1, 25, 50, 99, 100, 250]:
+    optimizer.iterations.assign(iterations)
+    t = min(iterations, steps) / steps
+    expected = lr0 * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
+    assert trainer_lib.current_learning_rate(optimizer) == pytest.approx(expected, rel=1e-5)
+  with pytest.raises(ValueError, match='optimizer.schedule.*linear'):
+    trainer_lib.build_optimizer(schedule='linear')
+  with pytest.raises(ValueError, match='final_fraction'):
+    trainer_lib.build_optimizer(schedule='cosine', final_fraction=1.5)
+
+
+def test_sparsity_weight_ramps_up_linearly_over_the_warmup_steps(fuss_root):
+  """The total loss weighs the sparsity term by lambda * min(1, step / warmup), where
+  step is the optimizer's iteration count (saved in checkpoints, so a resumed run
+  continues the ramp)."""
+  parse_tiny(fuss_root, 'batch_size = 2')
+  batch = first_batch(inputs.train_input_fn(None, mode='unsupervised'))
+  keras.utils.set_random_seed(1)
+  lam, warmup = 4.0, 10
+  network, trainer, optimizer = build(lr=1e-12, name='sgd', lambda_sparse=lam,
+                                      sparsity_warmup_steps=warmup)
+  step = tf.function(trainer.train_step)
+  for iterations in [0, 3, 10, 25]:
+    optimizer.iterations.assign(iterations)
+    logs = step(batch)
+    weight = lam * min(1.0, iterations / warmup)
+    np.testing.assert_allclose(float(logs['loss']),
+                               float(logs['mixit']) + weight * float(logs['sparsity']),
+                               rtol=1e-5, atol=1e-6, err_msg=f'step {iterations}')
+    assert float(logs['sparsity_weight']) == pytest.approx(weight)
+  with pytest.raises(ValueError, match='sparsity_warmup_steps'):
+    trainer_lib.build_trainer(network, sparsity_warmup_steps=-1)
+
+
 # --------------------------------------------------------------- validation
 
 
@@ -286,9 +325,13 @@ def test_jit_compiled_step_matches_the_plain_step(fuss_root):
   results = []
   for jit in (False, True):
     keras.utils.set_random_seed(5)
-    network, trainer, _ = build()
+    # Half-way through a sparsity warm-up: the XLA step reads the optimizer's step.
+    network, trainer, optimizer = build(lambda_sparse=2.0, sparsity_warmup_steps=10)
     trainer.compile(optimizer=trainer.optimizer, jit_compile=jit)
+    optimizer.iterations.assign(5)
     logs = tf.function(trainer.train_step)(batch)
+    assert float(logs['loss']) == pytest.approx(
+        float(logs['mixit']) + 1.0 * float(logs['sparsity']), rel=1e-5)
     assert trainer.jit_compile is jit
     assert (trainer._xla_forward_backward is not None) == jit  # pylint: disable=protected-access
     results.append((float(logs['loss']), [v.numpy() for v in network.trainable_variables]))

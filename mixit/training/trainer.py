@@ -80,28 +80,45 @@ def set_precision_policy(policy: str = 'float32') -> str:
   return policy
 
 
+SCHEDULES = ('staircase', 'cosine')
+
+
 @gin.configurable('optimizer')
 def build_optimizer(learning_rate: float = 1e-4,
                     decay_steps: int = 2_000_000,
                     decay_rate: float = 0.5,
                     name: str = 'adam',
-                    loss_scale: Optional[bool] = None) -> keras.optimizers.Optimizer:
-  """The optimizer: Adam with `learning_rate * decay_rate ** floor(step / decay_steps)`.
+                    loss_scale: Optional[bool] = None,
+                    schedule: str = 'staircase',
+                    final_fraction: float = 0.0) -> keras.optimizers.Optimizer:
+  """The optimizer (Adam or SGD) with a learning-rate schedule of the step.
 
-  The paper recipe is lr 1e-4 halved every 2M steps. The schedule is evaluated
-  at `optimizer.iterations`, which the checkpoint saves, so a resumed run
+  `schedule='staircase'` (the paper's): `learning_rate * decay_rate **
+  floor(step / decay_steps)`; the paper recipe is lr 1e-4 halved every 2M
+  steps. `schedule='cosine'`: half a cosine from `learning_rate` down to
+  `final_fraction * learning_rate` over `decay_steps` steps, then that floor
+  (`decay_rate` is unused). The schedule is evaluated at
+  `optimizer.iterations`, which the checkpoint saves, so a resumed run
   continues it exactly. `loss_scale` wraps the optimizer in a dynamic
   `LossScaleOptimizer`; by default exactly when the global Keras policy is
   `mixed_float16`. Build it inside `strategy.scope()`.
   """
   if name not in _OPTIMIZERS:
     raise ValueError(f'optimizer.name must be one of {sorted(_OPTIMIZERS)}, got {name!r}')
+  if schedule not in SCHEDULES:
+    raise ValueError(f'optimizer.schedule must be one of {SCHEDULES}, got {schedule!r}')
   if learning_rate <= 0 or decay_steps <= 0 or not 0 < decay_rate <= 1:
     raise ValueError(f'bad learning-rate schedule: learning_rate={learning_rate}, '
                      f'decay_steps={decay_steps}, decay_rate={decay_rate}')
-  schedule = keras.optimizers.schedules.ExponentialDecay(
-      learning_rate, decay_steps=decay_steps, decay_rate=decay_rate, staircase=True)
-  optimizer = _OPTIMIZERS[name](learning_rate=schedule)
+  if not 0 <= final_fraction <= 1:
+    raise ValueError(f'optimizer.final_fraction must be in [0, 1], got {final_fraction}')
+  if schedule == 'cosine':
+    rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=decay_steps,
+                                                  alpha=final_fraction)
+  else:
+    rate = keras.optimizers.schedules.ExponentialDecay(
+        learning_rate, decay_steps=decay_steps, decay_rate=decay_rate, staircase=True)
+  optimizer = _OPTIMIZERS[name](learning_rate=rate)
   if loss_scale is None:
     loss_scale = keras.mixed_precision.global_policy().name == 'mixed_float16'
   if loss_scale:
@@ -124,6 +141,7 @@ class LossSettings:
   lambda_sparse: float = 0.0
   sparsity_kind: str = losses.DEFAULT_SPARSITY_KIND
   sparsity_p: float = 0.5
+  sparsity_warmup_steps: int = 0
   lambda_cov: float = 0.0
   covariance_kind: str = 'squared'
   lambda_class: float = 0.0
@@ -149,6 +167,10 @@ class LossSettings:
         raise ValueError(f'trainer.{name} must be >= 0, got {getattr(self, name)}')
     if self.clip_norm is not None and self.clip_norm <= 0:
       raise ValueError(f'trainer.clip_norm must be positive or None, got {self.clip_norm}')
+    if (isinstance(self.sparsity_warmup_steps, bool) or
+        not isinstance(self.sparsity_warmup_steps, int) or self.sparsity_warmup_steps < 0):
+      raise ValueError('trainer.sparsity_warmup_steps must be an integer >= 0, got '
+                       f'{self.sparsity_warmup_steps!r}')
 
 
 @gin.configurable('trainer')
@@ -158,6 +180,7 @@ def build_trainer(network: keras.Model,
                   lambda_sparse: float = 0.0,
                   sparsity_kind: str = losses.DEFAULT_SPARSITY_KIND,
                   sparsity_p: float = 0.5,
+                  sparsity_warmup_steps: int = 0,
                   lambda_cov: float = 0.0,
                   covariance_kind: str = 'squared',
                   lambda_class: float = 0.0,
@@ -172,6 +195,11 @@ def build_trainer(network: keras.Model,
     max_snr: SNR threshold (dB) of the MixIT loss.
     lambda_sparse, sparsity_kind, sparsity_p: weight and variant of
       `losses.sparsity_loss`.
+    sparsity_warmup_steps: the sparsity weight ramps linearly from 0 to
+      `lambda_sparse` over this many optimizer steps (0: full weight from the
+      start), so the network learns to separate before it is pushed to
+      silence outputs. The ramp follows `optimizer.iterations`, which the
+      checkpoint saves.
     lambda_cov, covariance_kind: weight and variant of `losses.covariance_loss`.
     lambda_class: weight of `losses.classification_loss`; needs labels in the
       data and a network with a classification head.
@@ -184,7 +212,8 @@ def build_trainer(network: keras.Model,
   """
   settings = LossSettings(mixit_method=mixit_method, max_snr=max_snr,
                           lambda_sparse=lambda_sparse, sparsity_kind=sparsity_kind,
-                          sparsity_p=sparsity_p, lambda_cov=lambda_cov,
+                          sparsity_p=sparsity_p,
+                          sparsity_warmup_steps=sparsity_warmup_steps, lambda_cov=lambda_cov,
                           covariance_kind=covariance_kind, lambda_class=lambda_class,
                           lambda_sup=lambda_sup, clip_norm=clip_norm, nonfinite=nonfinite)
   return MixITTrainer(network, settings)
@@ -361,9 +390,18 @@ class MixITTrainer(keras.Model):
     else:
       terms['classification'] = tf.constant(0.0)
     terms['loss'] = (terms['mixit'] + s.lambda_sup * terms['supervised'] +
-                     s.lambda_sparse * terms['sparsity'] + s.lambda_cov * terms['covariance'] +
+                     self._sparsity_weight() * terms['sparsity'] +
+                     s.lambda_cov * terms['covariance'] +
                      s.lambda_class * terms['classification'])
     return terms
+
+  def _sparsity_weight(self) -> tf.Tensor:
+    """`lambda_sparse * min(1, step / sparsity_warmup_steps)` at the optimizer's step."""
+    s = self.settings
+    if not s.sparsity_warmup_steps:
+      return tf.constant(s.lambda_sparse, tf.float32)
+    step = tf.cast(self.optimizer.iterations, tf.float32)
+    return s.lambda_sparse * tf.minimum(1.0, step / float(s.sparsity_warmup_steps))
 
   def _forward_backward(self, data, counts):
     """Loss terms and (loss-scaled) gradients of this replica; no collectives."""
@@ -388,8 +426,9 @@ class MixITTrainer(keras.Model):
 
     Returned dict (identical on every replica): each of `LOSS_TERMS` (global
     means, unweighted), `loss` (the weighted total), `grad_norm` (global norm
-    before clipping) and `finite` (1.0, or 0.0 when the step was not applied
-    because a loss term or the gradient was NaN/Inf).
+    before clipping), `finite` (1.0, or 0.0 when the step was not applied
+    because a loss term or the gradient was NaN/Inf) and `sparsity_weight`
+    (the weight of the sparsity term in this step's `loss`).
     """
     self._check_train_batch(data)
     optimizer, scaled = self._optimizer_parts()
@@ -419,6 +458,7 @@ class MixITTrainer(keras.Model):
       # Under loss scaling, an overflowing gradient is routine: the
       # LossScaleOptimizer skips that update and lowers the scale itself.
       finite = finite & tf.math.is_finite(norm)
+    logs['sparsity_weight'] = self._sparsity_weight()  # read before the update
     self._apply_if(finite, reduced, [variables[i] for i in used])
     logs['grad_norm'] = norm / scale
     logs['finite'] = tf.cast(finite, tf.float32)
