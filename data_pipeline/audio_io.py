@@ -143,18 +143,22 @@ def _sniff_format(data: bytes) -> str:
   return 'unknown'
 
 
-def check_wav_complete(f, size: int, path: str) -> None:
+def check_wav_complete(f, size: int, path: str) -> Optional[int]:
   """Raises when a RIFF/WAVE file's data chunk is shorter than its header says.
 
   `f` is a seekable binary file of `size` bytes; only chunk headers are read,
   so a long file is checked without loading it. libsndfile silently returns
   the samples that are present, so a truncated download would otherwise pass
   as a shorter clip.
+
+  Returns:
+    The offset of the data chunk when it is streamed (declares 0 or 0xFFFFFFFF
+    bytes: the samples run to the end of the file), else None.
   """
   f.seek(0)
   header = f.read(12)
   if header[:4] != b'RIFF' or header[8:12] != b'WAVE':
-    return
+    return None
   offset = 12
   while offset + 8 <= size:
     f.seek(offset)
@@ -170,7 +174,7 @@ def check_wav_complete(f, size: int, path: str) -> None:
         raise AudioDecodeError(
             f'{path}: truncated WAV file (data chunk declares {chunk_size} bytes, '
             f'{size - offset - 8} present)')
-      return
+      return offset if chunk_size in _STREAMED_SIZES else None
     offset += 8 + chunk_size + (chunk_size & 1)
   raise AudioDecodeError(f'{path}: corrupt WAV file (no data chunk)')
 
@@ -231,6 +235,59 @@ def wav_layout(data: bytes, path: str) -> dict:
   if 'data_offset' not in layout:
     raise AudioDecodeError(f'{path}: corrupt WAV file (no data chunk)')
   return layout
+
+
+# The libsndfile subtype of each WAV sample format, by (format tag, bits per sample).
+_RAW_SUBTYPES = {(_WAVE_FORMAT_PCM, 8): 'PCM_U8', (_WAVE_FORMAT_PCM, 16): 'PCM_16',
+                 (_WAVE_FORMAT_PCM, 24): 'PCM_24', (_WAVE_FORMAT_PCM, 32): 'PCM_32',
+                 (3, 32): 'FLOAT', (3, 64): 'DOUBLE'}  # 3: WAVE_FORMAT_IEEE_FLOAT
+
+
+class _Window:
+  """Bytes `[start, end)` of a seekable binary file as a read-only file of their own."""
+
+  def __init__(self, f, start: int, end: int):
+    self._f, self._start, self._end = f, start, end
+    self._at = 0
+
+  def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+    base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._end - self._start}
+    self._at = max(0, base[whence] + offset)
+    return self._at
+
+  def tell(self) -> int:
+    return self._at
+
+  def read(self, n: int = -1) -> bytes:
+    left = max(0, self._end - self._start - self._at)
+    n = left if n is None or n < 0 else min(n, left)
+    if n == 0:
+      return b''
+    self._f.seek(self._start + self._at)
+    data = self._f.read(n)
+    self._at += len(data)
+    return data
+
+
+def _streamed_wav_reader(f, size: int, data_at: int, path: str, owned=None) -> 'AudioReader':
+  """An `AudioReader` of a streamed WAV (data chunk at `data_at`, its size never filled in).
+
+  libsndfile reads such a data chunk as empty, so the samples after the chunk
+  header are read as headerless audio in the format the fmt chunk gives.
+  """
+  f.seek(0)
+  layout = wav_layout(f.read(data_at + 8), path)
+  subtype = _RAW_SUBTYPES.get((layout['format'], layout['bits']))
+  if subtype is None:
+    raise AudioDecodeError(f'{path}: cannot read a streamed WAV (data chunk size not filled '
+                           f'in) of format tag {layout["format"]:#x} with {layout["bits"]} '
+                           'bits per sample')
+  if layout['channels'] < 1 or layout['rate'] < 1:
+    raise AudioDecodeError(f'{path}: corrupt WAV file ({layout["channels"]} channels, '
+                           f'{layout["rate"]} Hz)')
+  return AudioReader(_Window(f, data_at + 8, size), path, owned=owned,
+                     raw=dict(samplerate=layout['rate'], channels=layout['channels'],
+                              subtype=subtype))
 
 
 def decode_pcm16_wav(data: bytes, path: str) -> Tuple[np.ndarray, int]:
@@ -307,12 +364,10 @@ def decode_audio_bytes(data: bytes, path: str = '<bytes>') -> Tuple[np.ndarray, 
     raise AudioDecodeError(f'{path}: empty file (0 bytes)')
   waveform = None
   if _sniff_format(data) == 'wav':
-    check_wav_complete(io.BytesIO(data), len(data), path)
-    if data[:4] == b'RIFF':
-      layout = wav_layout(data, path)
-      if layout['streamed'] and layout['format'] == _WAVE_FORMAT_PCM and layout['bits'] == 16:
-        # libsndfile reads a streamed data chunk as empty.
-        waveform, rate = decode_pcm16_wav(data, path)
+    data_at = check_wav_complete(io.BytesIO(data), len(data), path)
+    if data_at is not None:
+      with _streamed_wav_reader(io.BytesIO(data), len(data), data_at, path) as reader:
+        waveform, rate = reader.read(), reader.sample_rate
   if waveform is not None:
     pass
   elif backend_name() == 'tfio':
@@ -422,18 +477,20 @@ class AudioReader:
   Decoding failures raise `AudioDecodeError` naming the file.
   """
 
-  def __init__(self, source, path: str, owned=None):
+  def __init__(self, source, path: str, owned=None, raw: Optional[dict] = None):
     self.path = path
     self._owned = owned  # a file object to close with the reader
     try:
-      self._file = soundfile.SoundFile(source)
+      # `raw`: the samples of a streamed WAV, headerless (`_streamed_wav_reader`).
+      self._file = (soundfile.SoundFile(source, format='RAW', **raw) if raw else
+                    soundfile.SoundFile(source))
     except (RuntimeError, TypeError, ValueError, soundfile.SoundFileError) as e:
       self.close()
       raise AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
     self.sample_rate = int(self._file.samplerate)
     self.frames = int(self._file.frames)
     self.channels = int(self._file.channels)
-    self.format = self._file.format
+    self.format = 'WAV' if raw else self._file.format
     self.frames_read = 0
 
   def _check_complete(self) -> None:
@@ -492,7 +549,9 @@ def open_audio(path: str) -> AudioReader:
     raise AudioDecodeError(f'{path}: empty file (0 bytes)')
   f = tf.io.gfile.GFile(path, 'rb')
   try:
-    check_wav_complete(f, size, path)
+    data_at = check_wav_complete(f, size, path)
+    if data_at is not None:
+      return _streamed_wav_reader(f, size, data_at, path, owned=f)
     f.seek(0)
   except BaseException:
     f.close()

@@ -410,6 +410,61 @@ def test_empty_data_chunk_is_one_line_naming_the_file(tmp_path, ram_dir, backend
     assert message.startswith(path) and '\n' not in message
 
 
+def _streamed_wav(samples, rate, subtype, declared):
+  """`samples` as a WAV whose data chunk size is `declared` (0 or 0xFFFFFFFF), the way a
+  writer that streams and never goes back to fill in the size leaves it."""
+  import io  # pylint: disable=g-import-not-at-top
+  import struct  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  soundfile.write(buffer, samples, rate, format='WAV', subtype=subtype)
+  data = buffer.getvalue()
+  at = data.index(b'data')
+  return data[:at + 4] + struct.pack('<I', declared) + data[at + 8:]
+
+
+@pytest.mark.parametrize('declared', [0, 0xFFFFFFFF])
+@pytest.mark.parametrize('subtype,channels', [('PCM_16', 1), ('PCM_16', 2), ('FLOAT', 2),
+                                              ('PCM_24', 1)])
+@pytest.mark.parametrize('where', ['local', 'ram'])
+def test_streamed_wav_reads_in_blocks_to_the_end(tmp_path, ram_dir, declared, subtype,
+                                                 channels, where):
+  rng = np.random.default_rng(11)
+  x = _noise(rng, 3001, channels)
+  path = str(tmp_path / 'streamed.wav') if where == 'local' else f'{ram_dir}/streamed.wav'
+  with audio_io.tf.io.gfile.GFile(path, 'wb') as f:
+    f.write(_streamed_wav(x, 8000, subtype, declared))
+  # The reference: the same samples written with the size filled in, read by libsndfile.
+  plain = str(tmp_path / 'plain.wav')
+  soundfile.write(plain, x, 8000, subtype=subtype)
+  expected, _ = soundfile.read(plain, dtype='float32', always_2d=True)
+  assert audio_io.audio_info(path) == (3001, 8000, channels)
+  with audio_io.open_audio(path) as reader:
+    assert (reader.frames, reader.sample_rate, reader.channels) == (3001, 8000, channels)
+    blocks = list(reader.blocks(1000))
+  assert [b.shape[0] for b in blocks] == [1000, 1000, 1000, 1]
+  np.testing.assert_array_equal(np.concatenate(blocks), expected)
+  with audio_io.open_audio(path) as reader:
+    np.testing.assert_array_equal(reader.read(), expected)
+  whole, rate = audio_io.read_audio(path)
+  assert rate == 8000
+  np.testing.assert_allclose(whole, expected.mean(axis=1), atol=1e-7)
+
+
+def test_streamed_wav_of_a_format_it_cannot_read_is_one_line_naming_the_file(tmp_path):
+  import struct  # pylint: disable=g-import-not-at-top
+  data = bytearray(_streamed_wav(np.zeros(400, np.float32), 8000, 'PCM_16', 0))
+  fmt_at = bytes(data).index(b'fmt ')
+  data[fmt_at + 8:fmt_at + 10] = struct.pack('<H', 0x11)  # IMA ADPCM: not a raw format
+  path = str(tmp_path / 'adpcm.wav')
+  with open(path, 'wb') as f:
+    f.write(bytes(data))
+  for read in (audio_io.read_audio, audio_io.open_audio):
+    with pytest.raises(audio_io.AudioDecodeError, match='format tag 0x11') as info:
+      read(path)
+    message = str(info.value)
+    assert message.startswith(path) and '\n' not in message
+
+
 def test_find_audio_files_walks_gfile_with_the_one_extension_list(ram_dir):
   assert set(audio_io.AUDIO_EXTENSIONS) >= {'.wav', '.flac', '.ogg', '.oga', '.opus', '.aif',
                                             '.aiff', '.au', '.mp3'}
