@@ -25,7 +25,7 @@ DEMO_GIN = 'demo/synthetic_small.gin'
 
 
 def run_demo(output_dir: str,
-             num_train: int = 1000,
+             num_train: int = 4000,
              num_validation: int = 40,
              num_eval: int = 100,
              clip_seconds: float = 2.0,

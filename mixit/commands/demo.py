@@ -16,7 +16,7 @@ from mixit import demo
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'demo_out', 'Where every result goes.')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', 6000, 'Training steps (batches of 8 MoMs).')
-_NUM_TRAIN = flags.DEFINE_integer('num_train', 1000, 'Synthetic training examples.')
+_NUM_TRAIN = flags.DEFINE_integer('num_train', 4000, 'Synthetic training examples.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval', 100, 'Synthetic held-out eval examples.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the data, the pipeline and the demo run.')
 _GIN_PARAM = flags.DEFINE_multi_string('gin_param', [],
