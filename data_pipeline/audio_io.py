@@ -192,9 +192,9 @@ def wav_layout(data: bytes, path: str) -> dict:
   Returns:
     {'format': 1 for PCM (also for WAVE_FORMAT_EXTENSIBLE with the PCM
      sub-format) or the format tag, 'channels', 'rate', 'bits', 'data_offset',
-     'data_size' (bytes of samples present), 'streamed' (the data chunk
-     declares size 0 or 0xFFFFFFFF, as a writer that never went back to fill
-     it in leaves it: the samples run to the end of the file)}.
+     'data_size' (bytes of samples present; for a streamed data chunk, which
+     declares size 0 or 0xFFFFFFFF as a writer that never went back to fill
+     it in leaves it, the bytes to the end of the file)}.
 
   Raises:
     AudioDecodeError: not a WAV file, no fmt or data chunk, or a data chunk
@@ -223,8 +223,7 @@ def wav_layout(data: bytes, path: str) -> dict:
       if not streamed and size > present:
         raise AudioDecodeError(f'{path}: truncated WAV file (data chunk declares {size} '
                                f'bytes, {present} present)')
-      layout.update(data_offset=body, data_size=present if streamed else size,
-                    streamed=streamed)
+      layout.update(data_offset=body, data_size=present if streamed else size)
       if streamed:
         break  # the samples run to the end of the file
     if 'format' in layout and 'data_offset' in layout:
