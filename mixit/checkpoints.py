@@ -90,10 +90,9 @@ def _state_path(folder: str) -> Optional[str]:
     return None  # an unparsable state file is as good as none
   if state is None or not state.model_checkpoint_path:
     return None
-  path = state.model_checkpoint_path
-  if not os.path.isabs(path) and '://' not in path:
-    path = os.path.join(folder, path)
-  return path
+  # TensorFlow has already joined a relative entry with `folder` (itself perhaps relative,
+  # like `demo_out/model`): joining it again would name a checkpoint that does not exist.
+  return state.model_checkpoint_path
 
 
 def find_in_folder(folder: str) -> Tuple[Optional[str], List[str]]:

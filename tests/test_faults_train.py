@@ -196,6 +196,23 @@ def test_damaged_latest_checkpoint_is_named_and_skipped(six_steps, fuss_root, tm
     run_cli(cli_args(fuss_root, model_dir, 'training.num_steps = 10', *RUN))
 
 
+def test_a_relative_model_dir_finds_its_latest_checkpoint_without_skipping(six_steps, tmp_path,
+                                                                          monkeypatch, absl_log):
+  # `mixit-demo --output_dir demo_out` passes relative model dirs. TensorFlow already joins the
+  # state file's relative entries with the folder; joining them again named
+  # demo_out/model/demo_out/model/ckpt-N, which was reported missing and skipped.
+  model_dir = _copy(six_steps, tmp_path)
+  monkeypatch.chdir(os.path.dirname(model_dir))
+  relative = os.path.basename(model_dir)
+  state_before = _bytes(relative, 'checkpoint')
+  found, skipped = checkpoints.find_in_folder(relative)
+  assert (found, skipped) == (os.path.join(relative, 'ckpt-6'), [])
+  assert checkpoints.resolve(relative) == os.path.join(relative, 'ckpt-6')
+  assert train_loop.find_resume_checkpoint(relative) == os.path.join(relative, 'ckpt-6')
+  assert _bytes(relative, 'checkpoint') == state_before  # no repair was needed
+  assert not any('missing' in line for line in absl_log), absl_log
+
+
 # --------------------------------------------------------------------------------------------
 # Case 4: mixit-export --overwrite keeps the user's files.
 
