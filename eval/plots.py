@@ -58,7 +58,8 @@ def plot_msi_vs_1s(runs: Sequence[Tuple[str, dict]], path: str) -> None:
   axes.set_xlabel('MSi: SI-SNRi on 2-4 source mixtures (dB)')
   axes.set_ylabel('1S: SI-SNR on 1-source mixtures (dB)')
   axes.grid(True, alpha=0.3)
-  axes.legend(fontsize=8, loc='best')
+  if axes.get_legend_handles_labels()[0]:  # nothing labelled: no empty legend box
+    axes.legend(fontsize=8, loc='best')
   _save(figure, path)
 
 

@@ -629,3 +629,15 @@ def test_msi_vs_1s_plot_keeps_capped_points_off_the_scale():
   texts = [t.get_text() for t in axes.texts]
   assert any('80 dB (SI-SNR cap)' in t for t in texts), texts
   plt.close(figure)
+
+
+def test_msi_vs_1s_plot_of_a_run_with_nothing_to_plot_writes_a_note_without_warnings(tmp_path):
+  """A report of only 1-source (or only multi-source) examples has no MSi-vs-1S point: the plot
+  says so in words, with no empty legend (matplotlib warns on one)."""
+  import warnings  # pylint: disable=g-import-not-at-top
+  from eval import plots  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / 'msi_vs_1s.png')
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    plots.plot_msi_vs_1s([('model', {'msi': None, '1s': 12.0})], path)
+  assert os.path.getsize(path) > 1000
