@@ -1,7 +1,7 @@
 r"""The paper's MSi-vs-1S trade-off at CPU scale, on synthetic FUSS-format data.
 
     python benchmarks/reproduce.py --output_dir repro_out [--num_steps 1000] \
-        [--weights 0,5,10,20] [--report REPRODUCTION.md] [--only_report]
+        [--weights 0,5,10,20,40] [--report REPRODUCTION.md] [--only_report]
 
 Every run trains the small TDCN++ (gin/models/tdcnpp_small.gin) with the demo's
 recipe (batch 8 of MoMs of random 1-s crops, Adam lr 3e-3, XLA-compiled step) in its own
@@ -12,11 +12,15 @@ The sweep, in the order it runs:
 1. efficient (least-squares) MixIT at M = 8 for every sparsity weight (the
    paper's L1/L2 ratio, `losses/sparsity_l1l2.gin`), seed 0;
 2. exhaustive MixIT at M = 8 with the best weight, seeds 0 and 1, and efficient
-   MixIT at M = 8 with the best weight, seed 1 (two seeds where the two methods
-   are compared within 1 dB);
-3. the weight sweep at M = 16, then at M = 4;
-4. exhaustive MixIT at M = 4 with M = 4's best weight; M = 8 with the best
-   weight plus the covariance loss, and plus the classification loss.
+   MixIT at M = 8 with the best weight, seed 1;
+3. the weight sweep at M = 16, then at M = 4, each followed by its best weight
+   with seed 1;
+4. exhaustive MixIT at M = 4 with M = 4's best weight, seeds 0 and 1; M = 8 with
+   the best weight plus the covariance loss, and plus the classification loss
+   (seeds 0 and 1 each).
+
+Every comparison that the claims make at the best weights has two seeds a side:
+two seeds of one configuration have differed by more than 1 dB here.
 
 "Best weight" is fixed before the eval split is looked at: the weight with the
 highest MSi + 1S on the *validation* split, per M. The report gives every run's
@@ -77,7 +81,7 @@ class Run:
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'repro_out', 'Data, runs and evaluations.')
 _NUM_STEPS = flags.DEFINE_integer('num_steps', 1000, 'Training steps of every run.')
-_WEIGHTS = flags.DEFINE_list('weights', ['0', '5', '10', '20'], 'Sparsity weights swept.')
+_WEIGHTS = flags.DEFINE_list('weights', ['0', '5', '10', '20', '40'], 'Sparsity weights swept.')
 _EXTRA = flags.DEFINE_multi_string('gin_param', [], 'Bindings added to every run.')
 _NUM_TRAIN = flags.DEFINE_integer('num_train', 1000, 'Synthetic training examples.')
 _NUM_VALIDATION = flags.DEFINE_integer('num_validation', 40, 'Synthetic validation examples.')
@@ -204,7 +208,13 @@ def best_weights(results: Dict[str, dict], weights: Sequence[float]) -> Dict[int
 
 
 def _plan(weights: Sequence[float], results: Dict[str, dict]):
-  """Yields the runs in order; later phases read the best weights of earlier ones."""
+  """Yields the runs in order; later phases read the best weights of earlier ones.
+
+  Every configuration that a claim compares with another at its best weight runs with two
+  seeds: the methods (least squares, exhaustive) at M = 4 and 8, each M for the larger-M
+  claim, and the covariance and classification losses. Two seeds of one configuration
+  have differed by more than 1 dB here, so one seed cannot tell such comparisons apart.
+  """
   for weight in weights:
     yield Run(8, 'least_squares', weight)
   best8 = best_weight(results, 8, weights)
@@ -214,9 +224,13 @@ def _plan(weights: Sequence[float], results: Dict[str, dict]):
   for num_sources in (16, 4):
     for weight in weights:
       yield Run(num_sources, 'least_squares', weight)
-  yield Run(4, 'exhaustive', best_weight(results, 4, weights))
-  yield Run(8, 'least_squares', best8, extra='covariance')
-  yield Run(8, 'least_squares', best8, extra='classification')
+    yield Run(num_sources, 'least_squares', best_weight(results, num_sources, weights), seed=1)
+  best4 = best_weight(results, 4, weights)
+  yield Run(4, 'exhaustive', best4, seed=0)
+  yield Run(4, 'exhaustive', best4, seed=1)
+  for extra in ('covariance', 'classification'):
+    yield Run(8, 'least_squares', best8, seed=0, extra=extra)
+    yield Run(8, 'least_squares', best8, seed=1, extra=extra)
 
 
 # ----------------------------------------------------------------------------
@@ -247,66 +261,83 @@ def _mean(values) -> Optional[float]:
   return sum(values) / len(values) if values else None
 
 
+def _seeded(results, run: Run, key: str) -> List[float]:
+  """`key` of `run` on the eval split for every finished seed (0 and 1), in seed order."""
+  values = [_get(results, dataclasses.replace(run, seed=seed), key) for seed in (0, 1)]
+  return [v for v in values if v is not None]
+
+
+def _figure(values: Sequence[float], unit: str = '') -> str:
+  """'8.08' for one seed, '8.08, 8.27 (mean 8.17)' for two."""
+  text = ', '.join(_f(v) for v in values)
+  if len(values) > 1:
+    text += f' (mean {_f(_mean(values))})'
+  return text + unit
+
+
 def claims(results: Dict[str, dict], weights: Sequence[float]) -> List[str]:
-  """A verdict with figures on each of the paper's claims (eval split)."""
+  """A verdict with figures on each of the paper's claims (eval split, seed means)."""
   lines = []
 
   def claim(text, holds, figures):
     verdict = 'holds' if holds else 'does NOT hold'
     lines.append(f'- **{text}**: {verdict} here ({figures}).')
 
+  def seeds(values):
+    return f'{len(values)} seed' + ('s' if len(values) > 1 else '')
+
   best = best_weights(results, weights)
   for m in best:
     plain, sparse = Run(m, 'least_squares', 0.0), Run(m, 'least_squares', best[m])
     if plain.name in results and sparse.name in results and best[m] > 0:
+      one, one0 = _seeded(results, sparse, '1s'), _seeded(results, plain, '1s')
+      over, over0 = (_seeded(results, sparse, 'over_separation'),
+                     _seeded(results, plain, 'over_separation'))
+      msi, msi0 = _seeded(results, sparse, 'msi'), _seeded(results, plain, 'msi')
       claim(f'Sparsity raises 1S and curbs over-separation at M={m}',
-            _get(results, sparse, '1s') > _get(results, plain, '1s') and
-            _get(results, sparse, 'over_separation') < _get(results, plain, 'over_separation'),
-            f"weight {best[m]:g} vs 0: 1S {_f(_get(results, sparse, '1s'))} vs "
-            f"{_f(_get(results, plain, '1s'))} dB, over-separation "
-            f"{_f(_get(results, sparse, 'over_separation'))} vs "
-            f"{_f(_get(results, plain, 'over_separation'))}, MSi "
-            f"{_f(_get(results, sparse, 'msi'))} vs {_f(_get(results, plain, 'msi'))} dB")
+            _mean(one) > _mean(one0) and _mean(over) < _mean(over0),
+            f'weight {best[m]:g} ({seeds(one)}) vs 0 ({seeds(one0)}): 1S {_figure(one)} vs '
+            f'{_figure(one0)} dB, over-separation {_figure(over)} vs {_figure(over0)}, MSi '
+            f'{_figure(msi)} vs {_figure(msi0)} dB')
     elif plain.name in results and sparse.name in results:
       lines.append(f'- At M={m} the best validation weight was 0: sparsity did not help there.')
   if all(m in best for m in (4, 8, 16)):
-    msi = {m: _get(results, Run(m, 'least_squares', best[m]), 'msi') for m in (4, 8, 16)}
-    one = {m: _get(results, Run(m, 'least_squares', best[m]), '1s') for m in (4, 8, 16)}
+    msi = {m: _seeded(results, Run(m, 'least_squares', best[m]), 'msi') for m in (4, 8, 16)}
+    one = {m: _seeded(results, Run(m, 'least_squares', best[m]), '1s') for m in (4, 8, 16)}
     plain = {m: _get(results, Run(m, 'least_squares', 0.0), 'msi') for m in (4, 8, 16)}
-    top = max(msi, key=lambda m: msi[m] + one[m])
-    claim('Larger M with sparsity is best', top == 16 and msi[16] >= max(plain.values()),
-          'MSi / 1S with each M\'s best weight: ' +
-          ', '.join(f'M={m} {_f(msi[m])} / {_f(one[m])} dB' for m in (4, 8, 16)) +
+    top = max(msi, key=lambda m: _mean(msi[m]) + _mean(one[m]))
+    claim('Larger M with sparsity is best',
+          top == 16 and _mean(msi[16]) >= max(_mean(v) for v in msi.values()),
+          'MSi / 1S with each M\'s best weight, ' + seeds(msi[16]) + ' at M=16: ' +
+          '; '.join(f'M={m} {_figure(msi[m])} / {_figure(one[m])} dB' for m in (4, 8, 16)) +
           '; without sparsity MSi ' + ', '.join(f'M={m} {_f(plain[m])}' for m in (4, 8, 16)))
-  if 8 in best:
-    ls = [_get(results, Run(8, 'least_squares', best[8], seed=s), 'msi') for s in (0, 1)]
-    ex = [_get(results, Run(8, 'exhaustive', best[8], seed=s), 'msi') for s in (0, 1)]
-    ls1 = [_get(results, Run(8, 'least_squares', best[8], seed=s), '1s') for s in (0, 1)]
-    ex1 = [_get(results, Run(8, 'exhaustive', best[8], seed=s), '1s') for s in (0, 1)]
-    if None not in ls + ex:
+  for m in (8, 4):
+    if m not in best:
+      continue
+    ls = _seeded(results, Run(m, 'least_squares', best[m]), 'msi')
+    ex = _seeded(results, Run(m, 'exhaustive', best[m]), 'msi')
+    if ls and ex:
       d = _mean(ls) - _mean(ex)
-      claim('Least squares matches exhaustive MixIT at M=8 (2 seeds each)', abs(d) <= 1.0,
-            f'MSi {_f(ls[0])}, {_f(ls[1])} (mean {_f(_mean(ls))}) vs {_f(ex[0])}, {_f(ex[1])} '
-            f'(mean {_f(_mean(ex))}) dB, difference {d:+.2f} dB (threshold 1 dB); 1S mean '
-            f'{_f(_mean(ls1))} vs {_f(_mean(ex1))} dB')
-  if 4 in best:
-    ls, ex = Run(4, 'least_squares', best[4]), Run(4, 'exhaustive', best[4])
-    if ls.name in results and ex.name in results:
-      d = _get(results, ls, 'msi') - _get(results, ex, 'msi')
-      claim('Least squares matches exhaustive MixIT at M=4 (1 seed)', abs(d) <= 1.0,
-            f"MSi {_f(_get(results, ls, 'msi'))} vs {_f(_get(results, ex, 'msi'))} dB, "
-            f"1S {_f(_get(results, ls, '1s'))} vs {_f(_get(results, ex, '1s'))} dB")
+      ls1 = _seeded(results, Run(m, 'least_squares', best[m]), '1s')
+      ex1 = _seeded(results, Run(m, 'exhaustive', best[m]), '1s')
+      claim(f'Least squares matches exhaustive MixIT at M={m} ({seeds(ls)} vs {seeds(ex)})',
+            abs(d) <= 1.0,
+            f'MSi {_figure(ls)} vs {_figure(ex)} dB, difference {d:+.2f} dB (threshold 1 dB); '
+            f'1S {_figure(ls1)} vs {_figure(ex1)} dB')
   if 8 in best:
     base = Run(8, 'least_squares', best[8])
     for extra in ('covariance', 'classification'):
       run = Run(8, 'least_squares', best[8], extra=extra)
-      if run.name in results and base.name in results:
-        claim(f'The {extra} loss reduces over-separation at M=8 (on top of sparsity)',
-              _get(results, run, 'over_separation') < _get(results, base, 'over_separation'),
-              f"over-separation {_f(_get(results, run, 'over_separation'))} vs "
-              f"{_f(_get(results, base, 'over_separation'))}; MSi "
-              f"{_f(_get(results, run, 'msi'))} vs {_f(_get(results, base, 'msi'))} dB; 1S "
-              f"{_f(_get(results, run, '1s'))} vs {_f(_get(results, base, '1s'))} dB")
+      over, over0 = _seeded(results, run, 'over_separation'), _seeded(results, base,
+                                                                         'over_separation')
+      if over and over0:
+        claim(f'The {extra} loss reduces over-separation at M=8 (on top of sparsity; '
+              f'{seeds(over)} vs {seeds(over0)})', _mean(over) < _mean(over0),
+              f'over-separation {_figure(over)} vs {_figure(over0)}; MSi '
+              f"{_figure(_seeded(results, run, 'msi'))} vs "
+              f"{_figure(_seeded(results, base, 'msi'))} dB; 1S "
+              f"{_figure(_seeded(results, run, '1s'))} vs "
+              f"{_figure(_seeded(results, base, '1s'))} dB")
   return lines
 
 

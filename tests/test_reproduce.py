@@ -45,12 +45,41 @@ def test_plan_compares_methods_at_the_best_weight_with_two_seeds():
   assert names[:2] == ['m8_ls_w0_s0', 'm8_ls_w20_s0']
   assert {'m8_ex_w20_s0', 'm8_ex_w20_s1', 'm8_ls_w20_s1'} <= set(names)
   assert {f'm{m}_ls_w{w:g}_s0' for m in (4, 16) for w in weights} <= set(names)
-  assert 'm4_ex_w20_s0' in names
-  assert {'m8_ls_w20_s0_covariance', 'm8_ls_w20_s0_classification'} <= set(names)
+  # Every configuration compared at the best weight has a second seed.
+  assert {'m4_ls_w20_s1', 'm16_ls_w20_s1', 'm4_ex_w20_s0', 'm4_ex_w20_s1'} <= set(names)
+  assert {f'm8_ls_w20_s{s}_{e}' for s in (0, 1) for e in ('covariance', 'classification')
+          } <= set(names)
+  # Weights other than the best run with seed 0 only.
+  assert not [n for n in names if '_w0_s1' in n]
   assert len(names) == len(set(names))
+
+
+def test_claims_average_the_seeds():
+  weights = [0.0, 20.0]
+  results = {}
+  def add(run, msi, one_s, over):
+    results[run.name] = _result(run, 8 if run.weight else 5, 10, msi, one_s, over)
+  for m in (4, 8, 16):
+    add(reproduce.Run(m, 'least_squares', 0.0), 5.0, 5.0, 1.0)
+  # M=16 seed 0 alone would be best (9 dB); its seed 1 (5 dB) pulls the mean below M=8's.
+  add(reproduce.Run(16, 'least_squares', 20.0), 9.0, 12.0, 0.3)
+  add(reproduce.Run(16, 'least_squares', 20.0, seed=1), 5.0, 12.0, 0.3)
+  add(reproduce.Run(8, 'least_squares', 20.0), 8.0, 12.0, 0.3)
+  add(reproduce.Run(8, 'least_squares', 20.0, seed=1), 8.0, 12.0, 0.3)
+  add(reproduce.Run(4, 'least_squares', 20.0), 6.0, 12.0, 0.3)
+  # Exhaustive at M=8: 7.5 and 7.9 against 8.0 and 8.0, within 1 dB on the mean.
+  add(reproduce.Run(8, 'exhaustive', 20.0), 7.5, 12.0, 0.3)
+  add(reproduce.Run(8, 'exhaustive', 20.0, seed=1), 7.9, 12.0, 0.3)
+  lines = '\n'.join(reproduce.claims(results, weights))
+  assert 'Larger M with sparsity is best**: does NOT hold' in lines, lines
+  assert 'M=16 9.00, 5.00 (mean 7.00)' in lines, lines
+  assert 'at M=8 (2 seeds vs 2 seeds)**: holds' in lines, lines
+  assert 'difference +0.30 dB' in lines, lines
+  assert 'Sparsity raises 1S and curbs over-separation at M=8**: holds' in lines, lines
 
 test_best_weight_reads_validation_only()
 test_plan_compares_methods_at_the_best_weight_with_two_seeds()
+test_claims_average_the_seeds()
 print('CHECKS PASSED')
 '''
 
