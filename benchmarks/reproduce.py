@@ -23,7 +23,9 @@ Every comparison that the claims make at the best weights has two seeds a side:
 two seeds of one configuration have differed by more than 1 dB here.
 
 "Best weight" is fixed before the eval split is looked at: the weight with the
-highest MSi + 1S on the *validation* split, per M. The report gives every run's
+highest MSi + 1S on the *validation* split, per M, among the weights whose
+validation MSi is at least weight 0's (a collapsed model that separates nothing
+reads 1S near 80 dB and would win the sum). The report gives every run's
 FUSS figures and over-separation diagnostics, the two plots (MSi vs 1S with
 marker size by weight; over-separation, 1S and MSi against the weight) and a
 verdict on each of the paper's claims. Finished stages (training, export,
@@ -97,6 +99,9 @@ _ONLY_REPORT = flags.DEFINE_bool('only_report', False,
 CLIP_SECONDS = 2.0  # of the synthetic clips, evaluated whole
 TRAIN_CROP_SECONDS = 1.0  # random crops trained on: twice the steps/s of 2-s crops
 LEARNING_RATE = 3e-3
+# 1S above this is drawn on the plots' edge with its value: only a model that passes the
+# input through (one active output, MSi near 0) reads so high, and it would squash the rest.
+OFF_SCALE_1S_DB = 40.0
 SPLITS = ('validation', 'eval')
 
 
@@ -183,14 +188,26 @@ def train_export_evaluate(run: Run, data_root: str, out: str, num_steps: int,
 
 
 def best_weight(results: Dict[str, dict], num_sources: int, weights: Sequence[float]) -> float:
-  """The weight with the highest validation MSi + 1S among the seed-0 efficient runs at M."""
+  """The weight with the highest validation MSi + 1S among the seed-0 efficient runs at M.
+
+  A weight whose validation MSi falls below that of weight 0 (no sparsity) is not a
+  candidate: a model that passes the input through unseparated reads 1S near the
+  evaluator's 80 dB cap and MSi 0, so the sum alone would crown the collapse that too
+  strong a weight causes.
+  """
+  def validation(weight):
+    name = Run(num_sources, 'least_squares', weight).name
+    return results[name]['validation'] if name in results else None
+
+  plain = validation(0.0)
+  floor = None if plain is None or plain['msi'] is None else plain['msi']
   scored = []
   for weight in weights:
-    name = Run(num_sources, 'least_squares', weight).name
-    if name in results:
-      validation = results[name]['validation']
-      # A split without 1- (or multi-) source examples scores on the figure it has.
-      scored.append(((validation['msi'] or 0.0) + (validation['1s'] or 0.0), weight))
+    v = validation(weight)
+    if v is None or (floor is not None and (v['msi'] is None or v['msi'] < floor)):
+      continue
+    # A split without 1- (or multi-) source examples scores on the figure it has.
+    scored.append(((v['msi'] or 0.0) + (v['1s'] or 0.0), weight))
   if not scored:
     raise ValueError(f'no finished M={num_sources} weight run to choose from')
   return max(scored)[1]
@@ -346,21 +363,23 @@ def plot(results: Dict[str, dict], weights: Sequence[float], prefix: str) -> Lis
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from eval import plots as eval_plots  # pylint: disable=g-import-not-at-top
   colors = {4: 'tab:blue', 8: 'tab:orange', 16: 'tab:green'}
   top = max(weights) or 1.0
   figure, axes = plt.subplots(figsize=(7, 5))
+  points = []
   for result in results.values():
     run = Run(**result['run'])
     s = result['summary']
     if s['msi'] is None or s['1s'] is None:
       continue
-    size = 30 + 270 * run.weight / top
     marker = {'': 'o' if run.method == 'least_squares' else 's',
               'covariance': 'D', 'classification': 'P'}[run.extra]
-    axes.scatter(s['msi'], s['1s'], s=size, color=colors.get(run.num_sources, 'grey'),
-                 marker=marker, alpha=0.75, edgecolors='black' if run.seed else 'none')
-    axes.annotate(f'{run.weight:g}', (s['msi'], s['1s']), fontsize=7,
-                  textcoords='offset points', xytext=(5, 3))
+    points.append((s['msi'], s['1s'],
+                   dict(s=30 + 270 * run.weight / top, color=colors.get(run.num_sources, 'grey'),
+                        marker=marker, alpha=0.75,
+                        edgecolors='black' if run.seed else 'none'), f'{run.weight:g}'))
+  eval_plots.scatter_with_cap(axes, points, ceiling_db=OFF_SCALE_1S_DB, note='no separation')
   for m, color in colors.items():
     axes.scatter([], [], color=color, label=f'M={m}')
   for marker, text in (('o', 'efficient'), ('s', 'exhaustive'), ('D', '+ covariance'),
@@ -386,7 +405,13 @@ def plot(results: Dict[str, dict], weights: Sequence[float], prefix: str) -> Lis
           xs.append(weight)
           ys.append(value)
       if xs:
-        axis.plot(xs, ys, marker='o', color=color, label=f'M={m}')
+        axis.plot(xs, [min(y, OFF_SCALE_1S_DB) for y in ys], marker='o', color=color,
+                  label=f'M={m}')
+        for x, y in zip(xs, ys):
+          if y > OFF_SCALE_1S_DB:
+            axis.scatter([x], [OFF_SCALE_1S_DB], marker='^', s=60, color=color, zorder=3)
+            axis.annotate(f'{y:.0f} dB', (x, OFF_SCALE_1S_DB), textcoords='offset points',
+                          xytext=(-30, -12), fontsize=7, color='grey')
     axis.set_xlabel('sparsity weight (L1/L2 ratio)')
     axis.set_ylabel(label)
     axis.grid(True, alpha=0.3)
@@ -418,7 +443,8 @@ def write_report(results: Dict[str, dict], weights: Sequence[float], path: str, 
       f'Machine: {platform.machine()} CPU, {os.cpu_count()} cores, Python '
       f'{platform.python_version()}; other work shared it, so s/step compares nothing.',
       '',
-      'Best weight per M (highest validation MSi + 1S, chosen before the eval split is read): '
+      'Best weight per M (highest validation MSi + 1S among the weights whose validation MSi '
+      'is at least weight 0\'s, chosen before the eval split is read): '
       + ', '.join(f'M={m}: {w:g}' for m, w in best.items()) + '.',
       '',
       '| run | val MSi | val 1S | MSi (dB) | 1S (dB) | under | equal | over | active outputs, '

@@ -48,7 +48,7 @@ def plot_msi_vs_1s(runs: Sequence[Tuple[str, dict]], path: str) -> None:
     points.append((oracle['msi'], oracle['1s'],
                    dict(marker='x', color='grey', s=60, zorder=3,
                         label=baselines_lib.TITLES[baselines_lib.ORACLE_BINARY_MASK]), None))
-  _scatter_with_cap(axes, points)
+  scatter_with_cap(axes, points)
   if baselines_lib.MIXTURE in own_baselines:
     axes.axvline(0.0, color='grey', linestyle='--', linewidth=1,
                  label=baselines_lib.TITLES[baselines_lib.MIXTURE] + ': MSi = 0')
@@ -69,27 +69,29 @@ SI_SNR_CAP_DB = 80.0
 _CAPPED_DB = SI_SNR_CAP_DB - 1.0
 
 
-def _scatter_with_cap(axes, points) -> None:
-  """Scatters (x, y) points; a y at the SI-SNR cap is drawn on the top edge as a triangle
-  labelled with its value, so that it does not squash the points of real models."""
-  uncapped = [y for _, y, _, _ in points if abs(y) < _CAPPED_DB]
-  capped = [p for p in points if abs(p[1]) >= _CAPPED_DB]
+def scatter_with_cap(axes, points, ceiling_db: float = _CAPPED_DB,
+                      note: str = 'SI-SNR cap') -> None:
+  """Scatters (x, y, kwargs, label) points; a |y| at or above `ceiling_db` (by default the
+  SI-SNR cap) is drawn on the top (bottom) edge as a triangle labelled with its value and
+  `note`, so that it does not squash the points of real models."""
+  uncapped = [y for _, y, _, _ in points if abs(y) < ceiling_db]
+  capped = [p for p in points if abs(p[1]) >= ceiling_db]
   if uncapped and capped:
     top = max(uncapped) + max(3.0, 0.15 * (max(uncapped) - min(uncapped)))
     bottom = min(uncapped) - max(3.0, 0.15 * (max(uncapped) - min(uncapped)))
   else:
     top = bottom = None
   for x, y, kwargs, label in points:
-    if top is not None and abs(y) >= _CAPPED_DB:
+    if top is not None and abs(y) >= ceiling_db:
       kwargs = dict(kwargs, marker='^' if y > 0 else 'v')
       edge = top if y > 0 else bottom
       axes.scatter(x, edge, **kwargs, clip_on=False)
-      axes.annotate(f'{y:.0f} dB (SI-SNR cap)', (x, edge), textcoords='offset points',
+      axes.annotate(f'{y:.0f} dB ({note})', (x, edge), textcoords='offset points',
                     xytext=(6, -10 if y > 0 else 6), fontsize=7, color='grey')
     else:
       axes.scatter(x, y, **kwargs)
     if label is not None:
-      axes.annotate(label, (x, edge if top is not None and abs(y) >= _CAPPED_DB else y),
+      axes.annotate(label, (x, edge if top is not None and abs(y) >= ceiling_db else y),
                     textcoords='offset points', xytext=(6, 4), fontsize=8)
   if top is not None:
     axes.set_ylim(bottom, top)

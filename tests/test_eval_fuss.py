@@ -623,7 +623,7 @@ def test_msi_vs_1s_plot_keeps_capped_points_off_the_scale():
   figure, axes = plt.subplots()
   points = [(8.0, 14.0, {'label': 'model'}, 'model'), (9.0, 12.0, {'label': 'other'}, 'other'),
             (15.0, CAP, {'label': 'oracle', 'marker': 'x'}, None)]
-  plots._scatter_with_cap(axes, points)  # pylint: disable=protected-access
+  plots.scatter_with_cap(axes, points)
   bottom, top = axes.get_ylim()
   assert 12.0 > bottom > 0.0 and 14.0 < top < 30.0, (bottom, top)
   texts = [t.get_text() for t in axes.texts]

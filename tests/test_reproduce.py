@@ -27,6 +27,12 @@ def test_best_weight_reads_validation_only():
     run = reproduce.Run(8, 'least_squares', weight)
     results[run.name] = _result(run, *val, *ev, over=0.5)
   assert reproduce.best_weight(results, 8, weights) == 20.0
+  # A weight that collapses to one output (MSi 0, 1S near the 80-dB cap) separates less
+  # than no sparsity at all: it is not a candidate however large its sum.
+  collapsed = reproduce.Run(8, 'least_squares', 40.0)
+  results[collapsed.name] = _result(collapsed, 0.0, 79.1, 0.0, 78.2, 0.0)
+  assert reproduce.best_weight(results, 8, weights + [40.0]) == 20.0
+  del results[collapsed.name]
   # A validation split without 1-source examples scores on its MSi alone.
   results[reproduce.Run(8, 'least_squares', 0.0).name]['validation'] = {'msi': 30, '1s': None}
   assert reproduce.best_weight(results, 8, weights) == 0.0
