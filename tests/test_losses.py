@@ -643,3 +643,37 @@ def test_proxy_step_from_copies_does_not_concentrate():
   loudest output (here it even spreads power into the silent ones, where |r| has its kink)."""
   before, after, _, _ = _one_sgd_step_from_copies('l1l2', learning_rate=100.0)
   assert after <= before + 1e-4, (before, after)
+
+
+def test_exhaustive_search_turns_signed_copies_into_a_gain_selector():
+  """The trap that exhaustive MixIT fell into with strong sparsity (REPRODUCTION.md).
+
+  Outputs that are signed scaled copies `a_m mom` of the MoM (sum a_m = 1, as mixture
+  consistency keeps them) separate nothing, but their subset sums take many values, so the
+  exhaustive search remixes the best scalar multiple of the MoM for each mixture: a finite,
+  negative loss. For such rank-one outputs the least-squares solution is a_m times one row,
+  so its projection sends every positive-gain copy to one mixture and every negative-gain copy
+  to the other, and it scores the same outputs far worse. The honest split beats both.
+  """
+  rng = np.random.default_rng(5)
+  time = 16000
+  # One loud output and seven anti-phase ones, as a trained model left them (eval example 0
+  # of the weight-40 exhaustive run: +12.6 dB and -0.7 to -5.8 dB against the input).
+  gains = np.array([4.3, -0.93, -0.9, -0.89, -0.78, -0.73, -0.6, -0.5])
+  gains = gains / gains.sum()
+  for quieter in (1.0, 0.5, 0.25):
+    x1, x2 = rng.standard_normal((2, time))
+    x2 *= quieter
+    mom = x1 + x2
+    mixtures = np.stack([x1, x2])[None].astype(np.float32)
+    copies = (gains[:, None] * mom[None])[None].astype(np.float32)
+    honest = np.zeros_like(copies)
+    honest[0, 0], honest[0, 1] = x1, x2
+    ex = float(losses.mixit_loss(mixtures, copies, 'exhaustive')[0].numpy()[0])
+    ls = float(losses.mixit_loss(mixtures, copies, 'least_squares')[0].numpy()[0])
+    # The best scalar fit a * mom of x1 and of x2, which bounds what any gain selector can do.
+    best_scalar = np.mean([np_snr_loss(x, (x @ mom / (mom @ mom)) * mom) for x in (x1, x2)])
+    assert ex < -2.5 and ex >= best_scalar - 1e-3, (quieter, ex, best_scalar)
+    assert ls > 10.0, (quieter, ls)
+    for method in METHODS:
+      assert float(losses.mixit_loss(mixtures, honest, method)[0].numpy()[0]) < ex - 20.0
