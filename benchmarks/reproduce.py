@@ -441,7 +441,8 @@ def write_report(results: Dict[str, dict], weights: Sequence[float], path: str, 
       f"held-out eval split ({results[next(iter(results))]['summary']['num_examples']}). "
       'Extra bindings: ' + (', '.join(f'`{e}`' for e in extra) or 'none') + '.',
       f'Machine: {platform.machine()} CPU, {os.cpu_count()} cores, Python '
-      f'{platform.python_version()}; other work shared it, so s/step compares nothing.',
+      f'{platform.python_version()}; s/step is wall time there, and other work may have '
+      'shared the machine.',
       '',
       'Best weight per M (highest validation MSi + 1S among the weights whose validation MSi '
       'is at least weight 0\'s, chosen before the eval split is read): '
