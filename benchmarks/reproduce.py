@@ -284,12 +284,12 @@ def _seeded(results, run: Run, key: str) -> List[float]:
   return [v for v in values if v is not None]
 
 
-def _figure(values: Sequence[float], unit: str = '') -> str:
-  """'8.08' for one seed, '8.08, 8.27 (mean 8.17)' for two."""
-  text = ', '.join(_f(v) for v in values)
+def _figure(values: Sequence[float]) -> str:
+  """'8.08' for one seed, '8.08, 8.27 (mean 8.17)' for two, 'n/a' for none."""
+  text = ', '.join(_f(v) for v in values) or 'n/a'
   if len(values) > 1:
     text += f' (mean {_f(_mean(values))})'
-  return text + unit
+  return text
 
 
 def claims(results: Dict[str, dict], weights: Sequence[float]) -> List[str]:
@@ -312,7 +312,8 @@ def claims(results: Dict[str, dict], weights: Sequence[float]) -> List[str]:
                      _seeded(results, plain, 'over_separation'))
       msi, msi0 = _seeded(results, sparse, 'msi'), _seeded(results, plain, 'msi')
       claim(f'Sparsity raises 1S and curbs over-separation at M={m}',
-            _mean(one) > _mean(one0) and _mean(over) < _mean(over0),
+            bool(one and one0 and over and over0) and _mean(one) > _mean(one0) and
+            _mean(over) < _mean(over0),
             f'weight {best[m]:g} ({seeds(one)}) vs 0 ({seeds(one0)}): 1S {_figure(one)} vs '
             f'{_figure(one0)} dB, over-separation {_figure(over)} vs {_figure(over0)}, MSi '
             f'{_figure(msi)} vs {_figure(msi0)} dB')
@@ -322,9 +323,10 @@ def claims(results: Dict[str, dict], weights: Sequence[float]) -> List[str]:
     msi = {m: _seeded(results, Run(m, 'least_squares', best[m]), 'msi') for m in (4, 8, 16)}
     one = {m: _seeded(results, Run(m, 'least_squares', best[m]), '1s') for m in (4, 8, 16)}
     plain = {m: _get(results, Run(m, 'least_squares', 0.0), 'msi') for m in (4, 8, 16)}
-    top = max(msi, key=lambda m: _mean(msi[m]) + _mean(one[m]))
+    # A split without 1- (or multi-) source examples counts the figure it has.
+    top = max(msi, key=lambda m: (_mean(msi[m]) or 0.0) + (_mean(one[m]) or 0.0))
     claim('Larger M with sparsity is best',
-          top == 16 and _mean(msi[16]) >= max(_mean(v) for v in msi.values()),
+          top == 16 and (_mean(msi[16]) or 0.0) >= max(_mean(v) or 0.0 for v in msi.values()),
           'MSi / 1S with each M\'s best weight, ' + seeds(msi[16]) + ' at M=16: ' +
           '; '.join(f'M={m} {_figure(msi[m])} / {_figure(one[m])} dB' for m in (4, 8, 16)) +
           '; without sparsity MSi ' + ', '.join(f'M={m} {_f(plain[m])}' for m in (4, 8, 16)))
