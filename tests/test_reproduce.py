@@ -55,6 +55,9 @@ def test_plan_compares_methods_at_the_best_weight_with_two_seeds():
   assert {'m4_ls_w20_s1', 'm16_ls_w20_s1', 'm4_ex_w20_s0', 'm4_ex_w20_s1'} <= set(names)
   assert {f'm8_ls_w20_s{s}_{e}' for s in (0, 1) for e in ('covariance', 'classification')
           } <= set(names)
+  assert {f'm8_{m}_w20_s{s}_warmup' for m in ('ls', 'ex') for s in (0, 1)} <= set(names)
+  assert 'trainer.sparsity_warmup_steps = 250' in reproduce.Run(
+      8, 'exhaustive', 20.0, extra='warmup').gin_params()
   # Weights other than the best run with seed 0 only.
   assert not [n for n in names if '_w0_s1' in n]
   assert len(names) == len(set(names))
