@@ -315,6 +315,18 @@ def claims(results: Dict[str, dict], weights: Sequence[float]) -> List[str]:
   def seeds(values):
     return f'{len(values)} seed' + ('s' if len(values) > 1 else '')
 
+  def methods_match(title, m, extra='', note=''):
+    """Least squares against exhaustive MixIT at M=m with the best weight, every seed."""
+    ls_run, ex_run = (Run(m, method, best[m], extra=extra)
+                      for method in ('least_squares', 'exhaustive'))
+    ls, ex = _seeded(results, ls_run, 'msi'), _seeded(results, ex_run, 'msi')
+    if ls and ex:
+      d = _mean(ls) - _mean(ex)
+      claim(f'{title} at M={m} ({seeds(ls)} vs {seeds(ex)}{note})', abs(d) <= 1.0,
+            f'MSi {_figure(ls)} vs {_figure(ex)} dB, difference {d:+.2f} dB (threshold 1 dB); '
+            f"1S {_figure(_seeded(results, ls_run, '1s'))} vs "
+            f"{_figure(_seeded(results, ex_run, '1s'))} dB")
+
   best = best_weights(results, weights)
   for m in best:
     plain, sparse = Run(m, 'least_squares', 0.0), Run(m, 'least_squares', best[m])
@@ -343,35 +355,16 @@ def claims(results: Dict[str, dict], weights: Sequence[float]) -> List[str]:
           '; '.join(f'M={m} {_figure(msi[m])} / {_figure(one[m])} dB' for m in (4, 8, 16)) +
           '; without sparsity MSi ' + ', '.join(f'M={m} {_f(plain[m])}' for m in (4, 8, 16)))
   for m in (8, 4):
-    if m not in best:
-      continue
-    ls = _seeded(results, Run(m, 'least_squares', best[m]), 'msi')
-    ex = _seeded(results, Run(m, 'exhaustive', best[m]), 'msi')
-    if ls and ex:
-      d = _mean(ls) - _mean(ex)
-      ls1 = _seeded(results, Run(m, 'least_squares', best[m]), '1s')
-      ex1 = _seeded(results, Run(m, 'exhaustive', best[m]), '1s')
-      claim(f'Least squares matches exhaustive MixIT at M={m} ({seeds(ls)} vs {seeds(ex)})',
-            abs(d) <= 1.0,
-            f'MSi {_figure(ls)} vs {_figure(ex)} dB, difference {d:+.2f} dB (threshold 1 dB); '
-            f'1S {_figure(ls1)} vs {_figure(ex1)} dB')
+    if m in best:
+      methods_match('Least squares matches exhaustive MixIT', m)
   if 8 in best:
-    ls = _seeded(results, Run(8, 'least_squares', best[8], extra='warmup'), 'msi')
-    ex = _seeded(results, Run(8, 'exhaustive', best[8], extra='warmup'), 'msi')
-    if ls and ex:
-      d = _mean(ls) - _mean(ex)
-      claim(f'With a sparsity warm-up ({WARMUP_STEPS} steps), least squares matches exhaustive '
-            f'MixIT at M=8 ({seeds(ls)} vs {seeds(ex)}; not a claim of the paper)',
-            abs(d) <= 1.0,
-            f'MSi {_figure(ls)} vs {_figure(ex)} dB, difference {d:+.2f} dB (threshold 1 dB); '
-            f"1S {_figure(_seeded(results, Run(8, 'least_squares', best[8], extra='warmup'), '1s'))}"
-            f" vs {_figure(_seeded(results, Run(8, 'exhaustive', best[8], extra='warmup'), '1s'))}"
-            ' dB')
+    methods_match(f'With a sparsity warm-up ({WARMUP_STEPS} steps), least squares matches '
+                  'exhaustive MixIT', 8, extra='warmup', note='; not a claim of the paper')
     base = Run(8, 'least_squares', best[8])
     for extra in ('covariance', 'classification'):
       run = Run(8, 'least_squares', best[8], extra=extra)
-      over, over0 = _seeded(results, run, 'over_separation'), _seeded(results, base,
-                                                                         'over_separation')
+      over = _seeded(results, run, 'over_separation')
+      over0 = _seeded(results, base, 'over_separation')
       if over and over0:
         claim(f'The {extra} loss reduces over-separation at M=8 (on top of sparsity; '
               f'{seeds(over)} vs {seeds(over0)})', _mean(over) < _mean(over0),

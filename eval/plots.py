@@ -70,7 +70,7 @@ _CAPPED_DB = SI_SNR_CAP_DB - 1.0
 
 
 def scatter_with_cap(axes, points, ceiling_db: float = _CAPPED_DB,
-                      note: str = 'SI-SNR cap') -> None:
+                     note: str = 'SI-SNR cap') -> None:
   """Scatters (x, y, kwargs, label) points; a |y| at or above `ceiling_db` (by default the
   SI-SNR cap) is drawn on the top (bottom) edge as a triangle labelled with its value and
   `note`, so that it does not squash the points of real models."""
