@@ -659,7 +659,8 @@ def test_exhaustive_search_turns_signed_copies_into_a_gain_selector():
   time = 16000
   # One loud output and seven anti-phase ones, shaped like a trained model's (eval example 0
   # of the weight-40 exhaustive run: +12.6 dB and -0.7 to -5.8 dB against the input). Scaled
-  # here to sum to 1, which flips every sign and leaves the loud one at about +6.5 dB.
+  # here to sum to 1 (they summed to -1.03), which flips every sign; the loud one stays at
+  # +12.4 dB.
   gains = np.array([4.3, -0.93, -0.9, -0.89, -0.78, -0.73, -0.6, -0.5])
   gains = gains / gains.sum()
   for quieter in (1.0, 0.5, 0.25):
