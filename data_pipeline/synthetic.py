@@ -46,6 +46,7 @@ CLASS_NAMES = FOREGROUND_CLASSES + (BACKGROUND_CLASS,)
 SOURCE_COUNT_PROBS = (0.25, 0.25, 0.25, 0.25)
 SNR_RANGE_DB = (-5.0, 25.0)
 PEAK_LEVEL = 0.9
+INFO_FILE = 'synthetic_fuss.json'
 _BACKGROUND_RMS = 10 ** (-30 / 20)
 
 
@@ -213,6 +214,12 @@ def _fft_convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
   return np.fft.irfft(np.fft.rfft(x, nfft) * np.fft.rfft(h, nfft), nfft)[:x.size]
 
 
+def reverberate(signal: np.ndarray, rng: np.random.Generator, sample_rate: int,
+                rt60: float) -> np.ndarray:
+  """`signal` convolved with a fresh synthetic impulse response of the given RT60."""
+  return _fft_convolve(signal, _room_impulse_response(rng, sample_rate, rt60))
+
+
 def _active_power(x: np.ndarray) -> float:
   """Mean power over the samples where the event is on (a 1e-3 envelope gate)."""
   magnitude = np.abs(x)
@@ -222,6 +229,48 @@ def _active_power(x: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------
 # Examples.
+
+
+def set_levels(signals: Sequence[np.ndarray], snrs_db: Sequence[float]) -> np.ndarray:
+  """The FUSS levels, quantised: the one mixing rule of every generator here.
+
+  Args:
+    signals: float arrays [time], the background first, then the foregrounds
+      (zero outside their events).
+    snrs_db: one SNR per foreground: its power over its active span (a 1e-3
+      envelope gate) against the background's mean power.
+
+  Returns:
+    int16 [num_sources, time]. The background is first set to -30 dB RMS, then
+    one gain for all keeps the mixture and each source at most at PEAK_LEVEL, so
+    their int32 sum fits int16.
+  """
+  if len(snrs_db) != len(signals) - 1:
+    raise ValueError(f'need one SNR per foreground, got {len(snrs_db)} for '
+                     f'{len(signals) - 1} foregrounds')
+  levelled = []
+  for index, signal in enumerate(signals):
+    signal = np.asarray(signal, np.float64)
+    if index == 0:
+      signal = signal * (_BACKGROUND_RMS / (np.sqrt(np.mean(signal ** 2)) + 1e-12))
+    else:
+      target_power = _BACKGROUND_RMS ** 2 * 10 ** (snrs_db[index - 1] / 10)
+      signal = signal * np.sqrt(target_power / max(_active_power(signal), 1e-20))
+    levelled.append(signal)
+  sources = np.stack(levelled)
+  peak = max(np.max(np.abs(sources.sum(axis=0))), np.max(np.abs(sources)))
+  gain = min(1.0, PEAK_LEVEL / peak) if peak > 0 else 1.0
+  quantised = audio_io.quantize_pcm16(sources * gain)
+  total = quantised.astype(np.int32).sum(axis=0)
+  if np.max(np.abs(total)) > 32767:
+    raise AssertionError('mixture overflows int16; PEAK_LEVEL leaves no margin')
+  return quantised
+
+
+def draw_source_count(rng: np.random.Generator, source_count_probs: Sequence[float]) -> int:
+  """1..len(probs) sources, drawn with the given weights."""
+  probs = np.asarray(source_count_probs, np.float64)
+  return int(rng.choice(np.arange(1, probs.size + 1), p=probs / probs.sum()))
 
 
 def make_example(rng: np.random.Generator, sample_rate: int = 16000, clip_seconds: float = 10.0,
@@ -237,70 +286,106 @@ def make_example(rng: np.random.Generator, sample_rate: int = 16000, clip_second
   n = int(round(clip_seconds * sample_rate))
   if n <= 0:
     raise ValueError(f'clip_seconds must be positive, got {clip_seconds}')
-  probs = np.asarray(source_count_probs, np.float64)
-  num_sources = int(rng.choice(np.arange(1, probs.size + 1), p=probs / probs.sum()))
+  num_sources = draw_source_count(rng, source_count_probs)
   kinds = [BACKGROUND_CLASS] + list(rng.choice(FOREGROUND_CLASSES, size=num_sources - 1))
   rt60 = rng.uniform(0.2, 0.8) if reverb else None
-  sources = []
+  signals, snrs_db = [], []
   for index, kind in enumerate(kinds):
     signal = _GENERATORS[kind](n, rng, sample_rate)
     if rt60 is not None:
-      signal = _fft_convolve(signal, _room_impulse_response(rng, sample_rate, rt60))
-    if index == 0:
-      signal *= _BACKGROUND_RMS / (np.sqrt(np.mean(signal ** 2)) + 1e-12)
-    else:
-      snr_db = rng.uniform(*SNR_RANGE_DB)
-      target_power = _BACKGROUND_RMS ** 2 * 10 ** (snr_db / 10)
-      signal *= np.sqrt(target_power / max(_active_power(signal), 1e-20))
-    sources.append(signal)
-  sources = np.stack(sources)
-  # One gain for all sources keeps the SNRs while keeping the mixture and
-  # each source under full scale, with margin for the quantisation errors.
-  peak = max(np.max(np.abs(sources.sum(axis=0))), np.max(np.abs(sources)))
-  gain = min(1.0, PEAK_LEVEL / peak)
-  quantised = audio_io.quantize_pcm16(sources * gain)
-  total = quantised.astype(np.int32).sum(axis=0)
-  if np.max(np.abs(total)) > 32767:
-    raise AssertionError('synthetic mixture overflows int16; PEAK_LEVEL leaves no margin')
-  return quantised, [str(k) for k in kinds]
+      signal = reverberate(signal, rng, sample_rate, rt60)
+    if index > 0:
+      snrs_db.append(rng.uniform(*SNR_RANGE_DB))
+    signals.append(signal)
+  return set_levels(signals, snrs_db), [str(k) for k in kinds]
 
 
-def make_split(root: str, split: str, num_examples: int, seed: int = 0,
-               sample_rate: int = 16000, clip_seconds: float = 10.0,
-               reverb: bool = False,
-               source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS) -> str:
-  """Writes one split's examples, list and labels sidecar; returns the list path."""
+# An example maker: index -> (int16 sources [S, T] background first, a class name
+# per source, and a provenance record per source or None).
+ExampleMaker = Callable[[int], Tuple[np.ndarray, List[str], Optional[List[dict]]]]
+
+
+def write_split(root: str, split: str, num_examples: int, make: ExampleMaker,
+                sample_rate: int, class_names: Sequence[str]) -> Tuple[str, List[dict]]:
+  """The one FUSS-format writer: a split's examples, list and labels sidecar.
+
+  Returns (the list path, one record per example: its mixture and, per source,
+  its file, class and the maker's provenance).
+  """
   if split not in SPLITS:
     raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
-  if seed < 0:
-    raise ValueError(f'seed must be >= 0, got {seed}')
-  lines, label_lines = [], ['\t'.join((fuss.CLASSES_HEADER,) + CLASS_NAMES)]
+  lines, label_lines = [], ['\t'.join((fuss.CLASSES_HEADER,) + tuple(class_names))]
+  records = []
+  tf.io.gfile.makedirs(root)
   for index in range(num_examples):
-    rng = np.random.default_rng([seed, SPLITS.index(split), index])
-    sources, kinds = make_example(rng, sample_rate, clip_seconds, reverb, source_count_probs)
+    sources, kinds, provenance = make(index)
     name = f'example{index:05d}'
     mixture_rel = f'{split}/{name}.wav'
     source_rels = []
-    foreground = 0
-    for kind in kinds:
-      if kind == BACKGROUND_CLASS:
-        file_name = 'background0_sound.wav'
-      else:
-        file_name = f'foreground{foreground}_sound.wav'
-        foreground += 1
+    for position in range(len(kinds)):
+      file_name = ('background0_sound.wav' if position == 0
+                   else f'foreground{position - 1}_sound.wav')
       source_rels.append(f'{split}/{name}_sources/{file_name}')
     for rel, source in zip(source_rels, sources):
       audio_io.write_wav(os.path.join(root, rel), source, sample_rate)
     mixture = sources.astype(np.int32).sum(axis=0).astype(np.int16)
     audio_io.write_wav(os.path.join(root, mixture_rel), mixture, sample_rate)
     lines.append('\t'.join([mixture_rel] + source_rels))
-    label_lines.append('\t'.join([mixture_rel] + kinds))
+    label_lines.append('\t'.join([mixture_rel] + list(kinds)))
+    record = {'mixture': mixture_rel, 'sources': []}
+    for position, (rel, kind) in enumerate(zip(source_rels, kinds)):
+      entry = {'file': rel, 'class': kind}
+      if provenance is not None:
+        entry.update(provenance[position])
+      record['sources'].append(entry)
+    records.append(record)
   list_path = os.path.join(root, f'{split}_example_list.txt')
   with tf.io.gfile.GFile(list_path, 'w') as f:
     f.write('\n'.join(lines) + ('\n' if lines else ''))
   with tf.io.gfile.GFile(fuss.labels_path_for(list_path), 'w') as f:
     f.write('\n'.join(label_lines) + '\n')
-  return list_path
+  return list_path, records
+
+
+def make_split(root: str, split: str, num_examples: int, seed: int = 0,
+               sample_rate: int = 16000, clip_seconds: float = 10.0,
+               reverb: bool = False,
+               source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS) -> str:
+  """Writes one synthetic split's examples, list and labels sidecar; returns the list path."""
+  if split not in SPLITS:
+    raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+  if seed < 0:
+    raise ValueError(f'seed must be >= 0, got {seed}')
+
+  def make(index):
+    rng = np.random.default_rng([seed, SPLITS.index(split), index])
+    sources, kinds = make_example(rng, sample_rate, clip_seconds, reverb, source_count_probs)
+    return sources, kinds, None
+
+  return write_split(root, split, num_examples, make, sample_rate, CLASS_NAMES)[0]
+
+
+def check_counts(counts: Dict[str, int], sample_rate: int, clip_seconds: float,
+                 source_count_probs: Sequence[float]) -> None:
+  """Refuses negative counts, a non-positive rate or length, and bad count weights."""
+  for split, count in counts.items():
+    if count < 0:
+      raise ValueError(f'num_{split} must be >= 0, got {count}')
+  if sample_rate <= 0 or clip_seconds <= 0:
+    raise ValueError(f'sample_rate and clip_seconds must be positive, got {sample_rate}, '
+                     f'{clip_seconds}')
+  probs = np.asarray(source_count_probs, np.float64)
+  if probs.size < 1 or probs.size > fuss.MAX_SOURCES or np.any(probs < 0) or probs.sum() <= 0:
+    raise ValueError(f'source_count_probs must be 1..{fuss.MAX_SOURCES} non-negative weights, '
+                     f'got {list(source_count_probs)}')
+
+
+def write_info(root: str, info: dict) -> str:
+  """Writes the generation record `synthetic_fuss.json`; returns its path."""
+  path = os.path.join(root, INFO_FILE)
+  with tf.io.gfile.GFile(path, 'w') as f:
+    f.write(json.dumps(info, indent=2) + '\n')
+  return path
 
 
 def make_dataset(root: str, num_train: int, num_validation: int, num_eval: int,
@@ -312,24 +397,14 @@ def make_dataset(root: str, num_train: int, num_validation: int, num_eval: int,
   `source_count_probs[k]` is the probability of k + 1 sources (1..4).
   """
   counts = {'train': num_train, 'validation': num_validation, 'eval': num_eval}
-  for split, count in counts.items():
-    if count < 0:
-      raise ValueError(f'num_{split} must be >= 0, got {count}')
-  if sample_rate <= 0 or clip_seconds <= 0:
-    raise ValueError(f'sample_rate and clip_seconds must be positive, got {sample_rate}, '
-                     f'{clip_seconds}')
+  check_counts(counts, sample_rate, clip_seconds, source_count_probs)
   tf.io.gfile.makedirs(root)
-  probs = np.asarray(source_count_probs, np.float64)
-  if probs.size < 1 or probs.size > fuss.MAX_SOURCES or np.any(probs < 0) or probs.sum() <= 0:
-    raise ValueError(f'source_count_probs must be 1..{fuss.MAX_SOURCES} non-negative weights, '
-                     f'got {list(source_count_probs)}')
   lists = {split: make_split(root, split, count, seed, sample_rate, clip_seconds, reverb,
                              source_count_probs)
            for split, count in counts.items() if count > 0}
-  info = {'generator': 'mixit synthetic FUSS', 'seed': seed, 'sample_rate': sample_rate,
-          'clip_seconds': clip_seconds, 'reverb': reverb, 'counts': counts,
-          'class_names': list(CLASS_NAMES), 'snr_range_db': list(SNR_RANGE_DB),
-          'source_count_probs': [float(p) for p in source_count_probs]}
-  with tf.io.gfile.GFile(os.path.join(root, 'synthetic_fuss.json'), 'w') as f:
-    f.write(json.dumps(info, indent=2) + '\n')
+  write_info(root, {'generator': 'mixit synthetic FUSS', 'seed': seed,
+                    'sample_rate': sample_rate, 'clip_seconds': clip_seconds, 'reverb': reverb,
+                    'counts': counts, 'class_names': list(CLASS_NAMES),
+                    'snr_range_db': list(SNR_RANGE_DB),
+                    'source_count_probs': [float(p) for p in source_count_probs]})
   return lists

@@ -1,10 +1,16 @@
-r"""Writes a synthetic FUSS-format dataset (`mixit-make-fuss`).
+r"""Writes a FUSS-format dataset (`mixit-make-fuss`), synthetic or from your own clips.
 
     mixit-make-fuss --output_dir D --num_train 200 --num_validation 20 --num_eval 20 \
         [--sample_rate 16000 --clip_seconds 10 --reverb --seed 0]
+    mixit-make-fuss --clips_dir CLIPS [--backgrounds_dir BEDS] --output_dir D ... \
+        [--split_fractions 0.8,0.1,0.1 --min_clip_seconds 0.25]
 
-The layout, lists and labels sidecars are described in `data_pipeline/synthetic.py`.
+Without `--clips_dir` the sounds are synthesised (`data_pipeline/synthetic.py`). With it,
+they are mixed from the clips by FUSS's recipe (`data_pipeline/clips.py`): labels are the
+first-level subfolder names, and every clip file belongs to one split only. The layout,
+lists and labels sidecars are the same either way.
 """
+import sys
 import time
 
 from absl import app
@@ -12,7 +18,8 @@ from absl import flags
 from absl import logging
 
 import mixit  # first: quiets TensorFlow's start-up notices in a CLI run
-from data_pipeline import synthetic  # pylint: disable=g-bad-import-order
+from data_pipeline import clips  # pylint: disable=g-bad-import-order
+from data_pipeline import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Dataset root to write (local or gs://).',
                                   required=True)
@@ -24,25 +31,63 @@ _SAMPLE_RATE = flags.DEFINE_integer('sample_rate', 16000, 'Sample rate in Hz.', 
 _CLIP_SECONDS = flags.DEFINE_float('clip_seconds', 10.0, 'Length of every example, seconds.')
 _REVERB = flags.DEFINE_boolean('reverb', False,
                                'Convolve each source with a synthetic room impulse response.')
+_CLIPS_DIR = flags.DEFINE_string(
+    'clips_dir', None, 'Folder of real clips (any format audio_io reads; labels are the '
+    'first-level subfolder names). Without it, the sounds are synthesised.')
+_BACKGROUNDS_DIR = flags.DEFINE_string(
+    'backgrounds_dir', None, 'Folder of background clips (default: backgrounds are drawn '
+    'from --clips_dir).')
+_SPLIT_FRACTIONS = flags.DEFINE_list(
+    'split_fractions', [str(f) for f in clips.DEFAULT_SPLIT_FRACTIONS],
+    'Shares of the clip files in train,validation,eval (with --clips_dir); 0,0,1 puts every '
+    'clip in eval.')
+_MIN_CLIP_SECONDS = flags.DEFINE_float(
+    'min_clip_seconds', clips.DEFAULT_MIN_CLIP_SECONDS,
+    'Clips shorter than this are skipped (with --clips_dir).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed; the same seed writes the same files.',
                              lower_bound=0)
 
 
-def main(argv):
+def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _CLIP_SECONDS.value <= 0:
     raise app.UsageError(f'--clip_seconds must be positive, got {_CLIP_SECONDS.value}')
   start = time.time()
-  lists = synthetic.make_dataset(_OUTPUT_DIR.value, _NUM_TRAIN.value, _NUM_VALIDATION.value,
-                                 _NUM_EVAL.value, seed=_SEED.value,
-                                 sample_rate=_SAMPLE_RATE.value,
-                                 clip_seconds=_CLIP_SECONDS.value, reverb=_REVERB.value)
+  if _CLIPS_DIR.value is None:
+    for flag in (_BACKGROUNDS_DIR, _SPLIT_FRACTIONS, _MIN_CLIP_SECONDS):
+      if flags.FLAGS[flag.name].present:
+        raise app.UsageError(f'--{flag.name} needs --clips_dir')
+    lists = synthetic.make_dataset(_OUTPUT_DIR.value, _NUM_TRAIN.value, _NUM_VALIDATION.value,
+                                   _NUM_EVAL.value, seed=_SEED.value,
+                                   sample_rate=_SAMPLE_RATE.value,
+                                   clip_seconds=_CLIP_SECONDS.value, reverb=_REVERB.value)
+  else:
+    try:
+      fractions = [float(f) for f in _SPLIT_FRACTIONS.value]
+    except ValueError:
+      raise app.UsageError('--split_fractions must be three numbers, got '
+                           f'{",".join(_SPLIT_FRACTIONS.value)}') from None
+    try:
+      lists, summary = clips.make_dataset(
+          _OUTPUT_DIR.value, _CLIPS_DIR.value, _NUM_TRAIN.value, _NUM_VALIDATION.value,
+          _NUM_EVAL.value, seed=_SEED.value, sample_rate=_SAMPLE_RATE.value,
+          clip_seconds=_CLIP_SECONDS.value, reverb=_REVERB.value,
+          backgrounds_dir=_BACKGROUNDS_DIR.value, split_fractions=fractions,
+          min_clip_seconds=_MIN_CLIP_SECONDS.value)
+    except (ValueError, FileNotFoundError) as error:
+      print(f'mixit-make-fuss: {error}', file=sys.stderr)
+      return 1
+    for name, counts in summary.items():
+      usable = ', '.join(f'{split} {count}' for split, count in counts['usable'].items())
+      print(f'{name} ({counts["folder"]}): {counts["files"]} files; usable: {usable}; '
+            f'skipped as bad: {counts["skipped"]}')
   total = _NUM_TRAIN.value + _NUM_VALIDATION.value + _NUM_EVAL.value
   logging.info('wrote %d examples to %s in %.1f s', total, _OUTPUT_DIR.value,
                time.time() - start)
   for split, path in lists.items():
     print(f'{split}: {path}')
+  return 0
 
 
 def run() -> None:
