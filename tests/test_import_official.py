@@ -25,7 +25,7 @@ FIXTURES = pathlib.Path(os.environ.get(
     'MIXIT_OFFICIAL_FIXTURES',
     pathlib.Path(__file__).resolve().parent / 'fixtures' / 'official_tdcnpp'))
 VARIANTS = ('fuss_baseline', 'train_stft', 'mixit_neurips2020')
-# Measured (2-core CPU, TF 2.21): 4.4e-7, 4.9e-7, 1.0e-6; README.md, "Import accuracy".
+# Measured (2-core CPU, TF 2.21): 4.4e-7, 4.9e-7, 1.0e-6; docs/official_checkpoints.md.
 TOLERANCE = 1e-5
 
 

@@ -4,7 +4,7 @@ The converted graph takes `mixture_waveform float32 [1, window]` and returns
 `separated_waveforms float32 [1, M, window]` (`window` = window seconds x the
 model's sample rate, e.g. 160000 samples for 10 s at 16 kHz). A shorter input
 is zero-padded to `window` by the caller and the outputs are cut back to its
-length; a long recording is run window by window (see README.md, "On-device
+length; a long recording is run window by window (see docs/commands.md, "On-device
 export").
 
 TensorFlow's RFFT/IRFFT convert to LiteRT only as Flex (TF select) ops, which
