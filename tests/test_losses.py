@@ -1,4 +1,5 @@
-"""Tests of mixit/losses.py against numpy references, brute force and planted solutions."""
+"""Tests of mixit/losses.py (and the assignment solvers of mixit/assignment.py) against numpy
+references, brute force and planted solutions."""
 import itertools
 import math
 
@@ -8,6 +9,7 @@ import keras
 import tensorflow as tf
 from scipy.optimize import linear_sum_assignment
 
+from mixit import assignment
 from mixit import losses
 
 METHODS = ('exhaustive', 'least_squares')
@@ -350,7 +352,7 @@ def test_min_cost_assignment_equals_scipy(size):
   rng = np.random.default_rng(size)
   cost = rng.normal(size=(3, size, size)).astype(np.float32)
   cost[1] = np.round(cost[1])  # many ties: any optimum is fine, the cost must match
-  assigned = losses.min_cost_assignment(cost).numpy()
+  assigned = assignment.min_cost_assignment(cost).numpy()
   for b in range(3):
     assert sorted(assigned[b]) == list(range(size))
     rows, cols = linear_sum_assignment(cost[b])
@@ -361,10 +363,23 @@ def test_min_cost_assignment_equals_scipy(size):
 def test_hungarian_in_xla_equals_scipy():
   rng = np.random.default_rng(13)
   cost = rng.uniform(size=(4, 20, 20)).astype(np.float32)
-  fn = tf.function(losses.min_cost_assignment, jit_compile=True)
+  fn = tf.function(assignment.min_cost_assignment, jit_compile=True)
   assigned = fn(cost).numpy()
   for b in range(4):
     np.testing.assert_array_equal(assigned[b], linear_sum_assignment(cost[b])[1])
+
+
+def test_min_cost_assignment_is_still_importable_from_losses():
+  assert losses.min_cost_assignment is assignment.min_cost_assignment
+
+
+def test_min_cost_assignment_input_errors():
+  with pytest.raises(ValueError, match=r'cost must be square, got shape \(1, 3, 4\)'):
+    assignment.min_cost_assignment(tf.zeros([1, 3, 4]))
+  with pytest.raises(ValueError, match='rank 3'):
+    assignment.min_cost_assignment(tf.zeros([3, 3]))
+  with pytest.raises(ValueError, match='floating-point'):
+    assignment.min_cost_assignment(tf.zeros([1, 3, 3], tf.int32))
 
 
 def test_pit_input_errors():
