@@ -32,6 +32,7 @@ wrongly encoded file stops the pipeline with its path instead of a bare op error
 """
 import dataclasses
 import os
+import posixpath
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
@@ -74,6 +75,20 @@ def _join(root: str, path: str) -> str:
   return path if _is_absolute(path) else os.path.join(root, path)
 
 
+def _inside(root: str, path: str) -> bool:
+  """Whether `path` (already joined to `root`) names a file under `root`, after `..` are resolved."""
+  def split(p):
+    scheme, sep, rest = p.partition('://')
+    return (scheme, rest) if sep else ('', os.path.abspath(p))
+  root_scheme, root_rest = split(root or '.')
+  scheme, rest = split(path)
+  if scheme != root_scheme:
+    return False
+  root_rest = posixpath.normpath(root_rest.replace(os.sep, '/'))
+  rest = posixpath.normpath(rest.replace(os.sep, '/'))
+  return rest.startswith(root_rest.rstrip('/') + '/')
+
+
 def _read_lines(path: str) -> List[str]:
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'example list not found: {path}')
@@ -96,7 +111,8 @@ def read_example_list(path: str,
                       max_sources: int = MAX_SOURCES,
                       check_files: bool = True,
                       labels_path: Optional[str] = None,
-                      duplicates: str = 'warn') -> List[FussExample]:
+                      duplicates: str = 'warn',
+                      allow_outside_root: bool = False) -> List[FussExample]:
   """Parses a FUSS example list.
 
   Args:
@@ -108,6 +124,10 @@ def read_example_list(path: str,
     duplicates: what a line repeating an earlier line's mixture does: 'warn'
       (logged, naming both lines; the example is kept twice) or 'error'
       (a ValueError: the evaluator would score it twice).
+    allow_outside_root: accept listed paths that resolve outside the list's
+      folder (`../other/x.wav`, or an absolute path elsewhere). By default
+      such a line is refused, naming the list, the line and the path: a list
+      is data, and data must not make the reader open files elsewhere.
 
   Returns:
     The examples in list order.
@@ -135,6 +155,12 @@ def read_example_list(path: str,
     if any(not field.strip() for field in fields):
       raise ValueError(f'{path}:{line_number}: empty field in {line[:200]!r}')
     resolved = [_join(root, field.strip()) for field in fields]
+    if not allow_outside_root:
+      for field, file_path in zip(fields, resolved):
+        if not _inside(root, file_path):
+          raise ValueError(f'{path}:{line_number}: path leaves the dataset root '
+                           f'{root or "."}: {field.strip()!r} (pass allow_outside_root to '
+                           'accept such lists)')
     if check_files:
       for file_path in resolved:
         if not tf.io.gfile.exists(file_path):
