@@ -32,7 +32,8 @@ SCRIPTS = {
         'batch_size', 'max_examples', 'skip_bad', 'baselines', 'progress', 'overwrite']),
     'mixit-make-fuss': ('mixit.commands.make_fuss', [
         'output_dir', 'num_train', 'num_validation', 'num_eval', 'sample_rate',
-        'clip_seconds', 'reverb', 'seed']),
+        'clip_seconds', 'reverb', 'clips_dir', 'backgrounds_dir', 'split_fractions',
+        'min_clip_seconds', 'seed']),
     'mixit-import-official': ('mixit.commands.import_official', [
         'checkpoint', 'output_dir', 'variant', 'sample_rate', 'window_seconds', 'hop_seconds',
         'num_dilations', 'mixture_consistency', 'overwrite']),
