@@ -23,9 +23,12 @@ outside it are an error naming the CSV line), else the sorted union of the
 CSV's names.
 
 Undecodable files (corrupt, truncated, unsupported, NaN, empty) raise an
-error naming the file, unless `skip_bad=True`: then each is logged with the
-running count and dropped (see `SkipCounter`); when every file has proven bad
-the pipeline raises rather than loop forever.
+error naming the file, unless `skip_bad=True`: then each is named in one
+warning (once, however often the repeated dataset meets it again), counted and
+dropped (see `SkipCounter`, and `skipped_files()` for the whole process); when
+every file has proven bad the pipeline raises rather than loop forever. Every
+file's header is read when the pipeline is built (`check_headers`), so a file
+that cannot even be opened is reported before training starts, in one line.
 
 Elements: {'mixture': float32 [T]} plus 'labels' float32 [C] with labels.
 """
@@ -121,8 +124,27 @@ def read_clip_labels(csv_path: str, files: Sequence[str],
   return list(class_names), labels
 
 
+_SKIPPED: Dict[str, str] = {}   # every file skipped in this process -> why
+_SKIPPED_LOCK = threading.Lock()
+
+
+def skipped_files() -> Dict[str, str]:
+  """The in-the-wild files skipped as bad in this process so far: {path: reason}."""
+  with _SKIPPED_LOCK:
+    return dict(_SKIPPED)
+
+
+def _one_line(error: Exception) -> str:
+  text = ' '.join(str(error).split())
+  return text or type(error).__name__
+
+
 class SkipCounter:
-  """Counts (and remembers) files skipped as undecodable; thread-safe."""
+  """Counts (and remembers) files skipped as undecodable; thread-safe.
+
+  A file is named in a warning the first time it is skipped only: a repeated
+  dataset meets the same bad file every epoch.
+  """
 
   def __init__(self, num_files: int):
     self.num_files = num_files
@@ -133,10 +155,14 @@ class SkipCounter:
   def skip(self, path: str, error: Exception) -> None:
     with self._lock:
       self.count += 1
+      new = path not in self.bad_files
       self.bad_files.add(path)
       all_bad = len(self.bad_files) >= self.num_files
-      logging.warning('skipping undecodable file %s (%d skipped so far, %d distinct): %s',
-                      path, self.count, len(self.bad_files), error)
+      if new:
+        logging.warning('skipping bad audio file %s (%d distinct so far): %s', path,
+                        len(self.bad_files), _one_line(error))
+    with _SKIPPED_LOCK:
+      _SKIPPED.setdefault(path, _one_line(error))
     if all_bad:
       raise ValueError(f'all {self.num_files} files of the in-the-wild source are undecodable '
                        f'(last: {path}: {error})')
@@ -164,7 +190,8 @@ def wild_dataset(source: str,
                  shard_index: int = 0,
                  num_parallel_calls: int = tf.data.AUTOTUNE,
                  skip_counter: Optional[SkipCounter] = None,
-                 min_files: int = 1
+                 min_files: int = 1,
+                 check_headers: bool = True
                  ) -> Tuple[tf.data.Dataset, Optional[List[str]]]:
   """A tf.data pipeline of in-the-wild clips.
 
@@ -179,6 +206,9 @@ def wild_dataset(source: str,
     skip_counter: where skips are counted (a new one by default).
     min_files: fewest files (per input pipeline) to accept: a MoM of N
       mixtures needs N distinct files, or it mixes a file with itself.
+    check_headers: open every file (header only) now, so that one that cannot
+      be opened is an error naming it before any step runs (with `skip_bad`:
+      named in one warning and left out).
 
   Returns:
     (dataset of {'mixture': [T]} (+ 'labels': [C]), class names or None).
@@ -204,6 +234,24 @@ def wild_dataset(source: str,
     raise ValueError(f'clip_seconds must be positive, got {clip_seconds}')
   counter = skip_counter if skip_counter is not None else SkipCounter(len(files))
   counter.num_files = len(files)
+  if check_headers:
+    keep = []
+    for index, path in enumerate(files):
+      try:
+        audio_io.audio_info(path)
+      except (audio_io.AudioDecodeError, FileNotFoundError, ValueError) as e:
+        if not skip_bad:
+          raise ValueError(f'bad audio file in {source}: {_one_line(e)} (set '
+                           'train_data.skip_bad = True to skip such files)') from None
+        counter.skip(path, e)
+        continue
+      keep.append(index)
+    if len(keep) < len(files):
+      files = [files[i] for i in keep]
+      labels = None if labels is None else labels[keep]
+      if len(files) < min_files:
+        raise ValueError(f'{source}: {len(files)} readable audio file(s) left after skipping '
+                         f'bad ones, but each mixture of mixtures needs {min_files}')
   base_seed = seed
 
   def load(path: bytes, index: np.int64) -> Tuple[np.ndarray, np.bool_]:

@@ -164,33 +164,73 @@ def _add_corrupt(folder):
   (folder / 'zz_corrupt.wav').write_bytes(data[:len(data) // 2])
 
 
-def test_bad_file_raises_by_default(folder):
+def test_bad_file_is_one_line_before_any_step(folder):
   _add_corrupt(folder)
+  with pytest.raises(ValueError) as raised:
+    wild.wild_dataset(str(folder), sample_rate=RATE, clip_seconds=CLIP, shuffle=False,
+                      repeat=False)
+  message = str(raised.value)
+  assert 'zz_corrupt.wav' in message and '\n' not in message and 'skip_bad' in message
+
+
+def _add_nan(folder):
+  """A file whose header is fine and whose samples are not: found only when decoded."""
+  samples = np.full(RATE // 2, 0.1, np.float32)
+  samples[10] = np.nan
+  soundfile.write(str(folder / 'zz_nan.wav'), samples, RATE, subtype='FLOAT')
+
+
+def test_bad_samples_still_raise_when_decoded(folder):
+  _add_nan(folder)
   dataset, _ = wild.wild_dataset(str(folder), sample_rate=RATE, clip_seconds=CLIP,
                                  shuffle=False, repeat=False)
-  with pytest.raises(tf.errors.OpError, match='zz_corrupt.wav'):
+  with pytest.raises(tf.errors.OpError, match='zz_nan.wav'):
     _elements(dataset)
 
 
 def test_skip_bad_counts_and_logs(folder, caplog):
   _add_corrupt(folder)
-  (folder / 'zz_nan.wav').write_bytes(b'')
+  (folder / 'zz_empty.wav').write_bytes(b'')
+  _add_nan(folder)
   counter = wild.SkipCounter(0)
-  dataset, _ = wild.wild_dataset(str(folder), sample_rate=RATE, clip_seconds=CLIP,
-                                 shuffle=False, repeat=False, skip_bad=True,
-                                 skip_counter=counter)
   with caplog.at_level(logging.WARNING):
+    dataset, _ = wild.wild_dataset(str(folder), sample_rate=RATE, clip_seconds=CLIP,
+                                   shuffle=False, repeat=False, skip_bad=True,
+                                   skip_counter=counter)
     elements = _elements(dataset)
   assert len(elements) == 4
-  assert counter.count == 2
-  assert {os.path.basename(p) for p in counter.bad_files} == {'zz_corrupt.wav', 'zz_nan.wav'}
-  assert any('zz_corrupt.wav' in r.getMessage() for r in caplog.records)
+  assert counter.count == 3
+  assert {os.path.basename(p) for p in counter.bad_files} == {'zz_corrupt.wav', 'zz_empty.wav',
+                                                              'zz_nan.wav'}
+  for name in ('zz_corrupt.wav', 'zz_empty.wav', 'zz_nan.wav'):
+    assert sum(name in r.getMessage() for r in caplog.records) == 1, name
+    assert any(os.path.basename(p) == name for p in wild.skipped_files())
+
+
+def test_a_bad_file_met_every_epoch_is_named_once(folder, caplog):
+  _add_nan(folder)
+  dataset, _ = wild.wild_dataset(str(folder), sample_rate=RATE, clip_seconds=CLIP,
+                                 shuffle=False, repeat=True, skip_bad=True)
+  with caplog.at_level(logging.WARNING):
+    for _ in dataset.take(4 * 6):  # six epochs of the 4 good files
+      pass
+  assert sum('zz_nan.wav' in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.timeout(60)
 def test_all_bad_files_raise_instead_of_hanging(tmp_path):
   for name in ('x.wav', 'y.flac'):
     (tmp_path / name).write_bytes(b'garbage' * 10)
+  with pytest.raises(ValueError, match='all 2 files .* undecodable'):
+    wild.wild_dataset(str(tmp_path), sample_rate=RATE, clip_seconds=CLIP, skip_bad=True,
+                      repeat=True)
+
+
+@pytest.mark.timeout(60)
+def test_all_bad_samples_raise_instead_of_hanging(tmp_path):
+  for name in ('x.wav', 'y.wav'):
+    soundfile.write(str(tmp_path / name), np.full(100, np.nan, np.float32), RATE,
+                    subtype='FLOAT')
   dataset, _ = wild.wild_dataset(str(tmp_path), sample_rate=RATE, clip_seconds=CLIP,
                                  skip_bad=True, repeat=True)
   with pytest.raises(tf.errors.OpError, match='all 2 files .* undecodable'):
