@@ -35,6 +35,7 @@ import functools
 import io
 import math
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -461,6 +462,16 @@ def find_audio_files(folder: str, skip_hidden: bool = True) -> List[str]:
   return found
 
 
+def _soundfile_reason(error: Exception) -> str:
+  """libsndfile's reason, without the `<... object at 0x...>` it names instead of the path.
+
+  soundfile reads from a file object here (a GFile or bytes), so its message
+  says "Error opening <tensorflow...GFile object at 0x...>: <reason>".
+  """
+  text = ' '.join(str(error).split())
+  return re.sub(r'^Error opening <[^>]*>: ', '', text)
+
+
 class AudioReader:
   """An open audio file read in blocks (from `open_audio`); a context manager.
 
@@ -485,7 +496,7 @@ class AudioReader:
                     soundfile.SoundFile(source))
     except (RuntimeError, TypeError, ValueError, soundfile.SoundFileError) as e:
       self.close()
-      raise AudioDecodeError(f'{path}: cannot decode audio ({e})') from e
+      raise AudioDecodeError(f'{path}: cannot decode audio ({_soundfile_reason(e)})') from e
     self.sample_rate = int(self._file.samplerate)
     self.frames = int(self._file.frames)
     self.channels = int(self._file.channels)

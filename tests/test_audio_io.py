@@ -479,3 +479,19 @@ def test_find_audio_files_walks_gfile_with_the_one_extension_list(ram_dir):
   assert sorted(audio_io.find_audio_files(ram_dir, skip_hidden=False)) == sorted(
       [f'{ram_dir}/.git/d.wav', f'{ram_dir}/.hidden.wav', f'{ram_dir}/a.opus',
        f'{ram_dir}/b.WAV', f'{ram_dir}/n.au', f'{ram_dir}/sub/c.flac'])
+
+
+@pytest.mark.parametrize('name, data', [
+    ('bad_fmt.wav', b'RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00' + b'\x07' * 16
+     + b'data\x00\x10\x00\x00' + b'\x00' * 4096),
+    ('bad.flac', b'fLaC' + b'\x00' * 100),
+])
+def test_corrupt_header_error_names_the_path_not_a_file_object(tmp_path, name, data):
+  path = tmp_path / name
+  path.write_bytes(data)
+  for call in (audio_io.read_audio, audio_io.audio_info):
+    with pytest.raises(audio_io.AudioDecodeError) as raised:
+      call(str(path))
+    message = str(raised.value)
+    assert message.startswith(f'{path}: ')
+    assert ' object at 0x' not in message and '\n' not in message
