@@ -28,6 +28,7 @@ from data_pipeline import audio_io
 from data_pipeline import fuss as fuss_data
 from eval import baselines as baselines_lib
 from eval import metrics
+from mixit import owned_files
 from mixit import progress as progress_lib
 from mixit.serving import separator as separator_lib
 
@@ -136,28 +137,17 @@ class SavedModelSeparator:
     return separator_lib.serve(self._signature, np.asarray(mixtures, np.float32))
 
 
-# What `mixit-separate` writes beside its outputs (see `mixit.serving.separate.OutputRecord`; read
-# here as plain JSON, so the evaluator needs nothing of the inference code).
-SEPARATE_RECORD = '.mixit_separate.json'
-_SEPARATE_RECORD_FORMAT = 'mixit-separate-record'
+# What `mixit-separate` writes beside its outputs (`mixit.owned_files.SEPARATION`, see
+# `mixit.serving.separate.OutputRecord`; read here through `mixit.owned_files`, so the
+# evaluator needs nothing of the inference code).
+SEPARATE_RECORD = owned_files.SEPARATION.filename
 _OUTPUT_NAME = re.compile(r'(.+)_source(\d+)\.wav$')
 
 
 def read_separate_record(separated_dir: str) -> dict:
   """`{example name: {"num_sources": M, "dropped": [...], ...}}` from the folder's record, or
   {} when there is none."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  path = os.path.join(separated_dir, SEPARATE_RECORD)
-  if not tf.io.gfile.exists(path):
-    return {}
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      data = json.load(f)
-    if data.get('format') != _SEPARATE_RECORD_FORMAT:
-      raise ValueError(f'format {data.get("format")!r}')
-    return dict(data['inputs'])
-  except (ValueError, KeyError, TypeError, AttributeError) as e:
-    raise ValueError(f'{path}: not a mixit-separate record ({e})') from e
+  return owned_files.Record(separated_dir, owned_files.SEPARATION).groups
 
 
 def list_separated(separated_dir: str) -> dict:
@@ -578,8 +568,9 @@ OUTPUT_FILES = ('scores.csv', 'summary.json', 'summary.txt', 'msi_vs_1s.png',
                 'sisnri_per_count.png', 'separation_counts.png', 'over_separation.png')
 
 
-# Lists the files a report wrote, so that `--overwrite` removes those and nothing else.
-REPORT_RECORD = '.mixit_evaluate.json'
+# Lists the files a report wrote (`mixit.owned_files.REPORT`), so that `--overwrite` removes
+# those and nothing else.
+REPORT_RECORD = owned_files.REPORT.filename
 
 
 def _report_names() -> List[str]:
@@ -602,7 +593,6 @@ def check_output_dir(output_dir: str, overwrite: bool = False) -> List[str]:
     raise ValueError(f'--output_dir {output_dir} exists and is not a directory')
   present = set(name.rstrip('/') for name in tf.io.gfile.listdir(output_dir))
   report_files = sorted(present & set(_report_names()))
-  record_path = os.path.join(output_dir, REPORT_RECORD)
   if not report_files and REPORT_RECORD not in present:
     return []
   if not overwrite:
@@ -611,11 +601,7 @@ def check_output_dir(output_dir: str, overwrite: bool = False) -> List[str]:
                           '--overwrite to replace it, or use another --output_dir')
   own = []
   if REPORT_RECORD in present:
-    try:
-      with tf.io.gfile.GFile(record_path) as f:
-        own = [str(name) for name in json.load(f)['files']]
-    except (ValueError, KeyError, TypeError) as e:
-      raise ValueError(f'{record_path}: not a mixit-evaluate record ({e})') from e
+    own = owned_files.Record(output_dir, owned_files.REPORT).files
   else:
     # A report written before the record existed: its files are ours if its summary is.
     try:
@@ -660,9 +646,9 @@ def write_report(result: EvaluationResult, output_dir: str, label: Optional[str]
     comparisons.append(other)
   old_files = check_output_dir(output_dir, overwrite)
   tf.io.gfile.makedirs(output_dir)
-  before = set(name.rstrip('/') for name in tf.io.gfile.listdir(output_dir)) - set(old_files)
-  for name in old_files:
-    tf.io.gfile.remove(os.path.join(output_dir, name))
+  # A report lists the files of the top level only (a user's subfolder is never walked).
+  before = set(owned_files.list_files(output_dir, subfolders=())) - set(old_files)
+  owned_files.remove_files(output_dir, old_files)
   summary = result.summary(label)
   report.write_scores_csv(result.rows, os.path.join(output_dir, 'scores.csv'))
   for name, rows in result.baseline_rows.items():
@@ -677,10 +663,9 @@ def write_report(result: EvaluationResult, output_dir: str, label: Optional[str]
   plots.plot_separation_counts(summary, os.path.join(output_dir, 'separation_counts.png'))
   plots.plot_over_separation(result.rows, os.path.join(output_dir, 'over_separation.png'),
                              label)
-  written = sorted(set(name.rstrip('/') for name in tf.io.gfile.listdir(output_dir)) - before
+  written = sorted(set(owned_files.list_files(output_dir, subfolders=())) - before
                    - {REPORT_RECORD})
-  with tf.io.gfile.GFile(os.path.join(output_dir, REPORT_RECORD), 'w') as f:
-    json.dump({'format': 'mixit-evaluate-record', 'files': written}, f, indent=1)
+  owned_files.Record(output_dir, owned_files.REPORT).write(written)
   return summary
 
 

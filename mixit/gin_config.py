@@ -14,6 +14,8 @@ from gin import config as gin_lib_config
 from gin import config_parser
 import tensorflow as tf
 
+from mixit import owned_files
+
 CONFIG_FILENAME = 'config.gin'
 OPERATIVE_CONFIG_FILENAME = 'operative_config.gin'
 
@@ -146,11 +148,7 @@ def write_config(model_dir: str) -> None:
   # at a checkpoint keeps the old one, never an empty or half-written file.
   for name, text in ((CONFIG_FILENAME, gin.config_str()),
                      (OPERATIVE_CONFIG_FILENAME, gin.operative_config_str())):
-    path = os.path.join(model_dir, name)
-    temporary = f'{path}.tmp-{os.getpid()}'
-    with tf.io.gfile.GFile(temporary, 'w') as f:
-      f.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    owned_files.write_atomically(os.path.join(model_dir, name), text)
 
 
 def read_config(model_dir: str) -> Optional[str]:

@@ -107,12 +107,16 @@ def test_import_rules():
     deps, other = graph[module]
     assert deps <= allowed, f'{module} must be pure math, imports {deps}'
     assert other - stdlib <= {'numpy', 'tensorflow'}, (module, other - stdlib)
+  # mixit.owned_files (the records of the files a command wrote) imports nothing of the
+  # package and only TensorFlow of the rest, so eval and the SavedModel loader may use it.
+  deps, other = graph['mixit.owned_files']
+  assert not deps and other - stdlib <= {'tensorflow'}, (deps, other - stdlib)
   # mixit.stft_constants: the analysis window/hop, plain numbers eval's baselines share;
   # data_pipeline.audio_io: the one audio I/O stack (resampler, down-mix, block reading and
   # writing) that the separator streams through; it imports nothing of the package.
   # mixit.progress: the rate/ETA display eval.fuss shows (it imports nothing of the package).
   serving = {'mixit', 'mixit.serving.separator', 'mixit.stft_constants',
-             'data_pipeline.audio_io', 'mixit.progress'}
+             'data_pipeline.audio_io', 'mixit.progress', 'mixit.owned_files'}
   for module in graph:
     reached = _closure(graph, module)
     if module.startswith('data_pipeline'):
@@ -124,3 +128,4 @@ def test_import_rules():
   # The SavedModel loader eval relies on needs nothing of the model or training code.
   assert _closure(graph, 'mixit.serving.separator') <= serving
   assert not _closure(graph, 'mixit.progress')
+  assert not _closure(graph, 'mixit.owned_files')

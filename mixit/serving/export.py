@@ -20,7 +20,6 @@ the weights came from. `README.md` is the model card (`mixit.serving.model_card`
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import re
 from typing import List, Optional, Tuple, Union
@@ -32,11 +31,12 @@ import tensorflow as tf
 from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
 from mixit import model as model_lib  # registers the 'network' configurable
+from mixit import owned_files
 from mixit.serving import litert as litert_lib
 from mixit.serving import model_card
 from mixit.serving import separator as separator_lib
 
-EXPORT_FORMAT = 'mixit-separation-savedmodel'
+EXPORT_FORMAT = owned_files.EXPORT.format
 EXPORT_FORMAT_VERSION = 1
 # Exported and in-memory outputs are the same graph on the same weights; the
 # check after saving allows for nothing but float reassociation.
@@ -154,34 +154,19 @@ class SeparationModule(tf.Module):
 
 # What a SavedModel export writes, for exports whose mixit_export.json predates
 # the list of files in it.
-_EXPORT_FILES = re.compile(r'(saved_model\.pbtxt?|fingerprint\.pb|variables/variables\.index'
+_EXPORT_FILES = re.compile(r'(saved_model\.pb(txt)?|fingerprint\.pb|variables/variables\.index'
                            r'|variables/variables\.data-\d{5}-of-\d{5}|'
                            + re.escape(separator_lib.EXPORT_JSON) + ')$')
 
 
-def _files_under(folder: str) -> List[str]:
-  """Every file below `folder`, as '/'-joined paths relative to it."""
-  found = []
-  for root, _, names in tf.io.gfile.walk(folder):
-    relative = os.path.relpath(root, folder)
-    for name in names:
-      found.append(name if relative == '.' else f'{relative}/{name}'.replace(os.sep, '/'))
-  return sorted(found)
-
-
 def _own_files(output_dir: str) -> List[str]:
-  """The files an earlier export wrote into `output_dir` (from its mixit_export.json)."""
-  info_path = os.path.join(output_dir, separator_lib.EXPORT_JSON)
-  listed = None
-  if tf.io.gfile.exists(info_path):
-    try:
-      with tf.io.gfile.GFile(info_path) as f:
-        listed = json.load(f).get('files')
-    except ValueError:
-      listed = None
+  """The files an earlier export wrote into `output_dir` (from its mixit_export.json; an
+  export older than its list of files: the names an export writes)."""
+  listed = owned_files.Record(output_dir, owned_files.EXPORT).files
   if listed is None:
-    listed = [name for name in _files_under(output_dir) if _EXPORT_FILES.fullmatch(name)]
-  return [name for name in listed if isinstance(name, str) and '..' not in name.split('/')]
+    listed = [name for name in owned_files.list_files(output_dir)
+              if _EXPORT_FILES.fullmatch(name)]
+  return listed
 
 
 def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
@@ -201,19 +186,12 @@ def _prepare_output_dir(output_dir: str, overwrite: bool) -> None:
         # Never touch a folder that is not an earlier export (a typo could name $HOME).
         raise ValueError(f'refusing to overwrite {output_dir}: it holds files but no '
                          f'SavedModel')
-      deleted = []
-      for name in _own_files(output_dir):
-        path = os.path.join(output_dir, *name.split('/'))
-        if name in model_card.CARD_NAMES and not model_card.is_card(path):
-          continue  # the user replaced the card with a file of their own
-        if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
-          tf.io.gfile.remove(path)
-          deleted.append(name)
-      for folder in ('variables', 'assets'):
-        path = os.path.join(output_dir, folder)
-        if tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(path):
-          tf.io.gfile.rmtree(path)
-      kept = _files_under(output_dir)
+      # A card name holding a user's own file (they replaced the card) is kept.
+      deleted = owned_files.remove_files(
+          output_dir, _own_files(output_dir),
+          keep=lambda name, path: name in model_card.CARD_NAMES and not model_card.is_card(path),
+          empty_folders=('variables', 'assets'))
+      kept = owned_files.list_files(output_dir)
       logging.info('--overwrite: deleted the earlier export\'s %d file(s) in %s%s', len(deleted),
                    output_dir, f'; kept {kept}' if kept else '')
       if tf.saved_model.contains_saved_model(output_dir):
@@ -265,7 +243,7 @@ def export_saved_model(model_dir: str, output_dir: str,
   # The card's name and summary are checked before anything is written.
   model_card.card_path(output_dir)
   model_card.find_summary(model_dir, eval_summary)
-  present = set(_files_under(output_dir))
+  present = set(owned_files.list_files(output_dir))
   module = SeparationModule(network)
   tf.saved_model.save(module, output_dir, signatures={
       separator_lib.SIGNATURE_KEY: module.serving_default,
@@ -298,10 +276,9 @@ def export_saved_model(model_dir: str, output_dir: str,
   card = model_card.write(output_dir, metadata, model_dir, eval_summary)
   metadata['model_card'] = card
   # The files this export wrote: a later --overwrite deletes these and nothing else.
-  metadata['files'] = sorted(set(_files_under(output_dir)) - present
+  metadata['files'] = sorted(set(owned_files.list_files(output_dir)) - present
                              | {separator_lib.EXPORT_JSON, card})
-  with tf.io.gfile.GFile(os.path.join(output_dir, separator_lib.EXPORT_JSON), 'w') as f:
-    json.dump(metadata, f, indent=2)
+  owned_files.Record(output_dir, owned_files.EXPORT).write(metadata['files'], metadata)
   logging.info('exported %s (step %s, M=%d, %d Hz) to %s', path, step, metadata['num_sources'],
                metadata['sample_rate'], output_dir)
   return metadata

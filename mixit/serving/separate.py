@@ -23,7 +23,6 @@ existing file that the record does not list is never overwritten.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import List, Optional, Sequence, Tuple, Union
@@ -33,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipeline import audio_io
+from mixit import owned_files
 from mixit import progress as progress_lib
 from mixit.serving import separator as separator_lib
 
@@ -99,12 +99,13 @@ def _resolved(path: str) -> str:
   return path if '://' in path else os.path.realpath(path)
 
 
-RECORD_FILENAME = '.mixit_separate.json'
-RECORD_FORMAT = 'mixit-separate-record'
+RECORD_FILENAME = owned_files.SEPARATION.filename
+RECORD_FORMAT = owned_files.SEPARATION.format
 
 
 class OutputRecord:
-  """What this tool wrote into one folder: `<folder>/.mixit_separate.json`.
+  """What this tool wrote into one folder: `<folder>/.mixit_separate.json`
+  (`mixit.owned_files.SEPARATION`, a record grouped by input).
 
   `{"format": ..., "inputs": {"<name>": {"input": path, "num_sources": M,
   "outputs": ["<name>_source0.wav", ...], "dropped": [i, ...]}}}`, file names
@@ -118,48 +119,36 @@ class OutputRecord:
 
   def __init__(self, output_dir: str):
     self.output_dir = os.fspath(output_dir)
-    self.path = os.path.join(self.output_dir, RECORD_FILENAME)
-    self.inputs = {}
-    if tf.io.gfile.exists(self.path):
-      try:
-        with tf.io.gfile.GFile(self.path) as f:
-          data = json.load(f)
-        if data.get('format') != RECORD_FORMAT:
-          raise ValueError(f'format {data.get("format")!r}')
-        self.inputs = dict(data['inputs'])
-      except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f'{self.path}: not a mixit-separate record ({e}); move it away') from e
+    self._record = owned_files.Record(self.output_dir, owned_files.SEPARATION)
+    self.path = self._record.path
+
+  @property
+  def inputs(self) -> dict:
+    return self._record.groups
 
   def _relative(self, path: str) -> str:
     return os.path.relpath(_resolved(path), _resolved(self.output_dir))
 
   def owns(self, path: str) -> bool:
-    relative = self._relative(path)
-    return any(relative in entry['outputs'] for entry in self.inputs.values())
+    return self._record.owns(self._relative(path))
 
   def outputs_of(self, stem: str) -> List[str]:
-    entry = self.inputs.get(stem)
+    entry = self._record.group(stem)
     return [os.path.join(self.output_dir, p) for p in entry['outputs']] if entry else []
 
   def set(self, stem: str, input_path: str, num_sources: int, outputs: Sequence[str],
           dropped: Sequence[int]) -> None:
-    self.inputs[stem] = {
-        'input': os.path.abspath(input_path) if '://' not in input_path else input_path,
-        'num_sources': int(num_sources),
-        'outputs': sorted(set(self._relative(p) for p in outputs)),
-        'dropped': [int(i) for i in dropped],
-    }
-    self.save()
+    """Records (and saves) what separating `input_path` wrote."""
+    self._record.set_group(
+        stem, sorted(set(self._relative(p) for p in outputs)),
+        input=os.path.abspath(input_path) if '://' not in input_path else input_path,
+        num_sources=int(num_sources), dropped=[int(i) for i in dropped])
 
   def entry(self, name: str) -> Optional[dict]:
-    return self.inputs.get(name)
+    return self._record.group(name)
 
   def save(self) -> None:
-    tf.io.gfile.makedirs(self.output_dir)
-    temporary = f'{self.path}.tmp-{os.getpid()}'
-    with tf.io.gfile.GFile(temporary, 'w') as f:
-      json.dump({'format': RECORD_FORMAT, 'inputs': self.inputs}, f, indent=1, sort_keys=True)
-    tf.io.gfile.rename(temporary, self.path, overwrite=True)
+    self._record.save()
 
 
 class Records:

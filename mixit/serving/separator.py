@@ -20,9 +20,10 @@ Everything runs as a stream (`SeparationStream`), so a file of any length is
 separated holding about two windows of audio; `mixit.serving.separate` feeds it from
 disk blocks and writes its output incrementally.
 
-Only numpy, scipy, TensorFlow and `data_pipeline.audio_io` (which imports
-nothing of the package; soxr, soundfile) are used here: a SavedModel needs
-nothing else of this package.
+Only numpy, scipy, TensorFlow, `data_pipeline.audio_io` (which imports
+nothing of the package; soxr, soundfile) and the record names of
+`mixit.owned_files` (which imports nothing of the package) are used here: a
+SavedModel needs nothing else of this package.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import numpy as np
 import scipy.optimize
 
 from data_pipeline import audio_io
+from mixit import owned_files
 
 # Names fixed by the SavedModel contract (DESIGN.md, "mixit/serving/export.py"); every reader and
 # writer of SavedModels uses these.
@@ -42,7 +44,7 @@ SIGNATURE_KEY = 'serving_default'
 METADATA_SIGNATURE_KEY = 'get_metadata'
 INPUT_KEY = 'mixture_waveform'
 OUTPUT_KEY = 'separated_waveforms'
-EXPORT_JSON = 'mixit_export.json'
+EXPORT_JSON = owned_files.EXPORT.filename  # the export's metadata and record of its files
 
 # 20 s windows keep the model near the 10 s clips it is trained on while adding
 # only 10 % of recomputation for the 2 s overlaps, which are long enough for the

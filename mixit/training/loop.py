@@ -15,13 +15,11 @@ The data iterator is not checkpointed: its shuffle buffers hold hundreds of
 """
 import dataclasses
 import difflib
-import json
 import math
 import os
 import re
 import shutil
 import tempfile
-import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import logging
@@ -33,15 +31,16 @@ from tensorflow.core.framework import summary_pb2
 
 from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
+from mixit import owned_files
 from mixit import progress as progress_lib
 from mixit.training import strategy as strategy_lib
 from mixit.training import trainer as trainer_lib
 
 # ------------------------------------------------------------------ model dir
 
-# The files a run wrote, relative to the model dir: `--overwrite` deletes these
-# and nothing else.
-RUN_MANIFEST = 'mixit_run.json'
+# The files a run wrote, relative to the model dir, are listed in its record
+# (`mixit.owned_files.RUN`): `--overwrite` deletes these and nothing else.
+RUN_MANIFEST = owned_files.RUN.filename
 _LOG_DIRS = ('train', 'eval')
 _EVENTS_PREFIX = 'events.out.tfevents.'
 # The names a run writes. With a manifest, `--overwrite` also deletes files of
@@ -53,41 +52,13 @@ _EVENTS_PREFIX = 'events.out.tfevents.'
 _RUN_FILES = re.compile(
     r'(checkpoint|config\.gin|operative_config\.gin|ckpt-\d+\.index'
     r'|ckpt-\d+\.data-\d{5}-of-\d{5}|(train|eval)/events\.out\.tfevents\.[^/]+'
-    r'|(config\.gin|operative_config\.gin|mixit_run\.json)\.tmp-\d+)$')
-
-
-def _write_atomically(path: str, text: str) -> None:
-  """Writes `path` through a temporary file and a rename: a kill leaves the old or the new."""
-  temporary = f'{path}.tmp-{os.getpid()}'
-  with tf.io.gfile.GFile(temporary, 'w') as f:
-    f.write(text)
-  tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-# Clock and file-system slack when comparing a file's mtime with the manifest's start.
-_MTIME_SLACK_SECONDS = 2.0
-
-
-def _read_manifest_record(model_dir: str) -> Optional[dict]:
-  path = os.path.join(model_dir, RUN_MANIFEST)
-  if not tf.io.gfile.exists(path):
-    return None
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      record = json.load(f)
-    files = [str(name) for name in record['files']]
-    started = record.get('started')
-    if started is not None:
-      started = float(started)
-  except (ValueError, KeyError, TypeError, AttributeError) as e:
-    raise ValueError(f'{path} is not a mixit run manifest ({e})') from e
-  return {'files': files, 'started': started}
+    r'|(config\.gin|operative_config\.gin|mixit_run\.json)' + owned_files.TEMPORARY_SUFFIX
+    + ')$')
 
 
 def read_manifest(model_dir: str) -> Optional[List[str]]:
   """The files (relative paths) the runs in `model_dir` recorded, or None without a manifest."""
-  record = _read_manifest_record(model_dir)
-  return None if record is None else record['files']
+  return owned_files.Record(model_dir, owned_files.RUN).files
 
 
 def record_files(model_dir: str, names: Sequence[str]) -> None:
@@ -96,21 +67,7 @@ def record_files(model_dir: str, names: Sequence[str]) -> None:
   The manifest created first also records `started` (Unix time), before the run
   has written anything it could miss recording.
   """
-  record = _read_manifest_record(model_dir)
-  files = record['files'] if record else []
-  new = [name for name in names if name not in files]
-  if not new and record is not None:
-    return
-  started = record['started'] if record else time.time()
-  _write_atomically(os.path.join(model_dir, RUN_MANIFEST),
-                    json.dumps({'format': 'mixit-run-manifest', 'started': started,
-                                'files': files + new}, indent=1) + '\n')
-
-
-def _modified_since(path: str, started: Optional[float]) -> bool:
-  if started is None:
-    return False
-  return tf.io.gfile.stat(path).mtime_nsec / 1e9 >= started - _MTIME_SLACK_SECONDS
+  owned_files.Record(model_dir, owned_files.RUN).add(names)
 
 
 def _checkpoint_files(model_dir: str, prefix: str) -> List[str]:
@@ -156,37 +113,20 @@ def check_log_dirs(model_dir: str) -> None:
 
 def _wipe_run(model_dir: str) -> List[str]:
   """Deletes what earlier runs recorded in the manifest (nothing else); returns the names."""
-  names = [name.rstrip('/') for name in tf.io.gfile.listdir(model_dir)]
-  for folder in _LOG_DIRS:
-    if tf.io.gfile.isdir(os.path.join(model_dir, folder)):
-      names.extend(f'{folder}/{n.rstrip("/")}'
-                   for n in tf.io.gfile.listdir(os.path.join(model_dir, folder)))
-  run_named = [name for name in names if _RUN_FILES.fullmatch(name)]
-  record = _read_manifest_record(model_dir)
-  if record is None:
+  run_named = [name for name in owned_files.list_files(model_dir, subfolders=_LOG_DIRS)
+               if _RUN_FILES.fullmatch(name)]
+  record = owned_files.Record(model_dir, owned_files.RUN)
+  if record.files is None:
     listed = run_named
     logging.warning('%s has no %s (a run of an older version): deleting only the files such '
                     'a run writes: %s', model_dir, RUN_MANIFEST, listed)
   else:
-    listed = record['files']
-    missed = [n for n in run_named if n not in listed]
-    kept = [n for n in missed
-            if not _modified_since(os.path.join(model_dir, n), record['started'])]
+    claimed, kept = record.unrecorded(run_named)
     if kept:
       logging.warning('--overwrite: keeping %s: named like run files, but not recorded in %s '
                       'and older than the run', ', '.join(kept), RUN_MANIFEST)
-    listed = listed + [n for n in missed if n not in kept] + [RUN_MANIFEST]
-  deleted = []
-  for name in listed:
-    path = os.path.join(model_dir, name)
-    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
-      tf.io.gfile.remove(path)
-      deleted.append(name)
-  for folder in _LOG_DIRS:
-    path = os.path.join(model_dir, folder)
-    if tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(path):
-      tf.io.gfile.rmtree(path)
-  return deleted
+    listed = record.files + claimed + [RUN_MANIFEST]
+  return owned_files.remove_files(model_dir, listed, empty_folders=_LOG_DIRS)
 
 
 # `training.*` settings that change how long and how visibly a run trains, not

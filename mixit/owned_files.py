@@ -1,0 +1,331 @@
+"""Files a command owns: the one implementation of "record what this command wrote into a
+folder, and let `--overwrite` delete only that".
+
+Every command that writes into a folder the user names lists what it wrote in a JSON record
+in that folder (`RecordSpec`, one per command: `RUN` for training's model dir, `EXPORT` for
+`mixit-export`, `SEPARATION` for each folder of `mixit-separate` outputs, `REPORT` for
+`mixit-evaluate`). `Record` reads such a record (records of every earlier version included:
+the file names and JSON layouts never change, and a field added later is optional), tells
+which files it lists (`files`, `owns`), adds to it (`add`, `set_group`) or replaces it
+(`write`); `remove_files` deletes the listed files and never anything else; a file named like
+one of the command's but not recorded is the command's only when it is newer than the record
+(`Record.unrecorded`: a command killed between writing a file and recording it).
+`write_atomically` writes any file through a temporary file and a rename, so a kill or an
+error leaves the old file or the new one, never a half-written one.
+
+Paths go through `tf.io.gfile` (local, gs://, ram://); names inside a folder are '/'-joined
+relative paths. Imports TensorFlow and the standard library only (nothing of the package), so
+every part of the package, eval included, may use it.
+
+A model-dir lock (host and PID of the run holding the folder, for concurrent runs) belongs
+here too: `RecordSpec` would name the lock file beside the record, written with
+`write_atomically` and removed on exit, and `remove_files` would refuse a folder whose lock
+names a live process. It is not implemented yet.
+"""
+import dataclasses
+import json
+import os
+import time
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+
+import tensorflow as tf
+
+# What `write_atomically` appends to a path for its temporary file (the PID of the writer).
+TEMPORARY_SUFFIX = r'\.tmp-\d+'
+# Clock and file-system slack when comparing a file's mtime with a record's start.
+MTIME_SLACK_SECONDS = 2.0
+
+
+# ----------------------------------------------------------------------------------- writing
+
+def temporary_path(path: str) -> str:
+  """Where `write_atomically` writes `path` before renaming it (matches TEMPORARY_SUFFIX)."""
+  return f'{path}.tmp-{os.getpid()}'
+
+
+def _remove_quietly(path: str) -> None:
+  try:
+    if tf.io.gfile.exists(path):
+      tf.io.gfile.remove(path)
+  except (OSError, tf.errors.OpError):
+    pass
+
+
+def write_atomically(path: str, contents: Union[str, bytes]) -> None:
+  """Writes `path` through a temporary file and a rename: a kill leaves the old or the new.
+
+  When the write or the rename fails, the temporary file is removed (a kill cannot do
+  that: a command's clean-up rules know the TEMPORARY_SUFFIX names) and the error raised;
+  the old file is untouched.
+  """
+  path = os.fspath(path)
+  temporary = temporary_path(path)
+  try:
+    with tf.io.gfile.GFile(temporary, 'wb' if isinstance(contents, bytes) else 'w') as f:
+      f.write(contents)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+  except BaseException:
+    _remove_quietly(temporary)
+    raise
+
+
+# ----------------------------------------------------------------------------------- folders
+
+def list_files(folder: str, subfolders: Optional[Sequence[str]] = None) -> List[str]:
+  """The files in `folder`, as sorted '/'-joined paths relative to it.
+
+  `subfolders` None: every file below `folder`; a sequence: the files at its top level and
+  those below the named subfolders only (a big folder of the user's is not walked).
+  """
+  folder = os.fspath(folder)
+  if not tf.io.gfile.isdir(folder):
+    return []
+  if subfolders is None:
+    found = []
+    for root, _, names in tf.io.gfile.walk(folder):
+      relative = os.path.relpath(root, folder).replace(os.sep, '/')
+      found.extend(name if relative == '.' else f'{relative}/{name}' for name in names)
+    return sorted(found)
+  found = [name.rstrip('/') for name in tf.io.gfile.listdir(folder)
+           if not tf.io.gfile.isdir(os.path.join(folder, name.rstrip('/')))]
+  for sub in subfolders:
+    found.extend(f'{sub}/{name}' for name in list_files(os.path.join(folder, sub)))
+  return sorted(found)
+
+
+def is_safe_name(name) -> bool:
+  """Whether `name` is a relative path that stays inside its folder (no '..', not absolute)."""
+  return (isinstance(name, str) and bool(name) and not name.startswith('/') and '\\' not in name
+          and '://' not in name and '..' not in name.split('/'))
+
+
+def modified_since(path: str, started: Optional[float]) -> bool:
+  """Whether the file `path` was modified after the Unix time `started` (less the slack)."""
+  if started is None:
+    return False
+  return tf.io.gfile.stat(path).mtime_nsec / 1e9 >= started - MTIME_SLACK_SECONDS
+
+
+def remove_files(folder: str, names: Iterable[str],
+                 keep: Optional[Callable[[str, str], bool]] = None,
+                 empty_folders: Sequence[str] = ()) -> List[str]:
+  """Deletes the files `names` ('/'-joined, relative to `folder`) that exist, and nothing
+  else; returns the names deleted.
+
+  A folder is never deleted by name, nor is a name that leaves `folder` ('..', absolute).
+  `keep(name, path)`: True spares that file (a user's file that took the name). The
+  subfolders `empty_folders` are removed afterwards when they are empty.
+  """
+  folder = os.fspath(folder)
+  deleted = []
+  for name in dict.fromkeys(names):
+    if not is_safe_name(name):
+      continue
+    path = os.path.join(folder, *name.split('/'))
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+      continue
+    if keep is not None and keep(name, path):
+      continue
+    tf.io.gfile.remove(path)
+    deleted.append(name)
+  for sub in empty_folders:
+    path = os.path.join(folder, sub)
+    if tf.io.gfile.isdir(path) and not tf.io.gfile.listdir(path):
+      tf.io.gfile.rmtree(path)
+  return deleted
+
+
+# ----------------------------------------------------------------------------------- records
+
+@dataclasses.dataclass(frozen=True)
+class RecordSpec:
+  """The record one command keeps in its output folder (names and layout never change).
+
+  Attributes:
+    filename: the record's name in the folder.
+    format: the value of its "format" key.
+    description: what errors call it ('mixit run manifest').
+    files_key: the key of the list of files.
+    groups: for a record whose files are listed per group (`mixit-separate`: per input),
+      the key of the `{group name: {files_key: [...], ...}}` mapping; None: one list at the
+      top level.
+    check_format: refuse a record whose "format" is another.
+    lenient: an unreadable record, or one without a list of files (written before the list
+      existed), lists nothing (`Record.files` None: the command's rule for older versions
+      applies); otherwise either is a ValueError.
+    indent, sort_keys, final_newline: the JSON layout written.
+  """
+  filename: str
+  format: str
+  description: str
+  files_key: str = 'files'
+  groups: Optional[str] = None
+  check_format: bool = False
+  lenient: bool = False
+  indent: int = 1
+  sort_keys: bool = False
+  final_newline: bool = False
+
+
+# A training run's model dir: `{"format", "started": Unix time, "files": [...]}`; files are
+# added as the run writes them (`Record.add`); `started` came in with it.
+RUN = RecordSpec('mixit_run.json', 'mixit-run-manifest', 'mixit run manifest',
+                 final_newline=True)
+# `mixit-export`: the export's metadata (read by `mixit.serving.separator` too) with
+# `files`; exports older than `files` have none (lenient).
+EXPORT = RecordSpec('mixit_export.json', 'mixit-separation-savedmodel', 'mixit export record',
+                    lenient=True, indent=2)
+# `mixit-separate`, one per folder of outputs: `{"format", "inputs": {"<stem>": {"input",
+# "num_sources", "outputs": [...], "dropped": [...]}}}` (`eval/fuss.py` reads it too).
+SEPARATION = RecordSpec('.mixit_separate.json', 'mixit-separate-record',
+                        'mixit-separate record', files_key='outputs', groups='inputs',
+                        check_format=True, sort_keys=True)
+# `mixit-evaluate`: `{"format", "files": [...]}`.
+REPORT = RecordSpec('.mixit_evaluate.json', 'mixit-evaluate-record', 'mixit-evaluate record')
+
+SPECS = (RUN, EXPORT, SEPARATION, REPORT)
+
+
+class Record:
+  """The record `spec` of the files a command wrote into `folder` (read at construction).
+
+  Attributes:
+    folder, spec, path: where it is and what it is.
+    exists: a record file is there.
+    data: its JSON object ({} when there is none, or an unreadable one of a lenient spec).
+
+  Raises:
+    ValueError: the record is not one of `spec` (unless `spec.lenient`).
+  """
+
+  def __init__(self, folder: str, spec: RecordSpec):
+    self.folder = os.fspath(folder)
+    self.spec = spec
+    self.path = os.path.join(self.folder, spec.filename)
+    self.exists = tf.io.gfile.exists(self.path)
+    self.data = {}
+    self._files = None
+    if self.exists:
+      self._read()
+
+  def _read(self) -> None:
+    try:
+      with tf.io.gfile.GFile(self.path) as f:
+        data = json.load(f)
+      if not isinstance(data, dict):
+        raise ValueError(f'a JSON {type(data).__name__}, not an object')
+    except ValueError as e:
+      if self.spec.lenient:
+        return
+      raise ValueError(f'{self.path}: not a {self.spec.description} ({e}); move it away') from e
+    try:
+      if self.spec.check_format and data.get('format') != self.spec.format:
+        raise ValueError(f'format {data.get("format")!r}')
+      if data.get('started') is not None:
+        data['started'] = float(data['started'])
+      files = self._listed(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+      if not self.spec.lenient:
+        raise ValueError(f'{self.path}: not a {self.spec.description} ({e}); move it '
+                         'away') from e
+      files = None
+    self.data = data
+    self._files = files
+
+  def _listed(self, data: dict) -> List[str]:
+    """The safe names `data` lists; raises KeyError / TypeError when it lists none."""
+    if self.spec.groups is None:
+      lists = [data[self.spec.files_key]]
+    else:
+      lists = [entry[self.spec.files_key] for entry in dict(data[self.spec.groups]).values()]
+    for names in lists:
+      if not isinstance(names, list):
+        raise TypeError(f'"{self.spec.files_key}" is a {type(names).__name__}, not a list')
+    return [name for names in lists for name in names if is_safe_name(name)]
+
+  @property
+  def files(self) -> Optional[List[str]]:
+    """The files recorded ('/'-joined, relative), or None when no record lists any."""
+    return None if self._files is None else list(self._files)
+
+  @property
+  def started(self) -> Optional[float]:
+    """When the command that created the record started (Unix time), if recorded."""
+    return self.data.get('started')
+
+  def owns(self, name: str) -> bool:
+    """Whether the file `name` (relative to the folder) is recorded."""
+    return self._files is not None and name in self._files
+
+  def unrecorded(self, names: Iterable[str]) -> Tuple[List[str], List[str]]:
+    """Splits the names of `names` the record does not list into (those modified since the
+    record started: written by the command, which was killed before recording them; the
+    older ones: never the command's, e.g. a user's file with such a name)."""
+    claimed, older = [], []
+    for name in names:
+      if self.owns(name):
+        continue
+      path = os.path.join(self.folder, *name.split('/'))
+      (claimed if modified_since(path, self.started) else older).append(name)
+    return claimed, older
+
+  # ------------------------------------------------------------------------------ groups
+
+  @property
+  def groups(self) -> dict:
+    """`{group name: entry}` of a grouped record ({} when there is none)."""
+    self._check_grouped(True)
+    return dict(self.data.get(self.spec.groups, {}))
+
+  def group(self, name: str) -> Optional[dict]:
+    return self.groups.get(name)
+
+  def set_group(self, name: str, files: Sequence[str], **fields) -> None:
+    """Records group `name` (its `files` and other `fields`), replacing its earlier entry,
+    and saves the record."""
+    self._check_grouped(True)
+    entry = dict(fields)
+    entry[self.spec.files_key] = list(files)
+    groups = self.groups
+    groups[name] = entry
+    self._set({'format': self.spec.format, **self.data, self.spec.groups: groups})
+
+  def _check_grouped(self, grouped: bool) -> None:
+    if (self.spec.groups is not None) != grouped:
+      raise TypeError(f'{self.spec.description} lists its files '
+                      f'{"per group" if self.spec.groups else "in one list"}')
+
+  # ------------------------------------------------------------------------------ writing
+
+  def add(self, names: Iterable[str]) -> None:
+    """Adds `names` to the record; a new record also gets `started` (now: before the command
+    has written anything it could miss recording). Writes only when something is new."""
+    self._check_grouped(False)
+    files = self._files or []
+    new = [name for name in dict.fromkeys(names) if name not in files]
+    if not new and self._files is not None:
+      return
+    data = dict(self.data) if self._files is not None else {'format': self.spec.format,
+                                                            'started': time.time()}
+    data[self.spec.files_key] = files + new
+    self._set(data)
+
+  def write(self, files: Sequence[str], fields: Optional[dict] = None) -> None:
+    """Replaces the record: "format", then `fields` (in their order), then `files`."""
+    self._check_grouped(False)
+    data = {'format': self.spec.format}
+    data.update(fields or {})
+    data[self.spec.files_key] = list(files)
+    self._set(data)
+
+  def _set(self, data: dict) -> None:
+    files = self._listed(data)
+    self.data, self._files = data, files
+    self.save()
+
+  def save(self) -> None:
+    """Writes the record (atomically), creating the folder."""
+    tf.io.gfile.makedirs(self.folder)
+    text = json.dumps(self.data, indent=self.spec.indent, sort_keys=self.spec.sort_keys)
+    write_atomically(self.path, text + ('\n' if self.spec.final_newline else ''))
+    self.exists = True
