@@ -1,5 +1,7 @@
 """Tests of the TDCN++ network (mixit/model.py, mixit/layers.py)."""
+import dataclasses
 import glob
+import inspect
 import os
 
 import gin
@@ -11,6 +13,7 @@ import tensorflow as tf
 from mixit import gin_config
 from mixit import layers
 from mixit import model
+from mixit import network_parts
 
 GIN_MODELS = sorted(glob.glob(os.path.join(gin_config.package_gin_dir(), 'models', '*.gin')))
 
@@ -187,6 +190,33 @@ def test_bad_arguments_raise():
     tiny(front_end='wavelet')
   with pytest.raises(ValueError, match=r'\[batch, time\]'):
     tiny()(tf.zeros([2, 3, 400]))
+
+
+def test_the_network_is_composed_of_its_parts():
+  """`SeparationNetwork` takes the settings of its four parts; `build_network` (gin `network`)
+  hands each flat `network.*` keyword to the part that declares it."""
+  parts = dict(
+      front_end=network_parts.FrontEndSettings(front_end='learned', num_basis=32),
+      core=network_parts.TdcnSettings(bottleneck=8, conv_channels=16, num_repeats=2,
+                                      num_dilations=3, skip_from=[0], skip_to=[3]),
+      mask_head=network_parts.MaskHeadSettings(num_sources=4, mixture_consistency='power'),
+      classifier=network_parts.ClassifierSettings(num_classes=3))
+  composed = model.SeparationNetwork(**parts)
+  flat = tiny(front_end='learned', num_basis=32, mixture_consistency='power', num_classes=3)
+  assert composed.get_config() == flat.get_config()
+  assert [(v.path, v.shape) for v in composed.weights] == [(v.path, v.shape) for v in flat.weights]
+  settings = flat.get_config()
+  assert settings.pop('name') == 'separation_network'
+  assert network_parts.split_settings(settings) == parts
+  assert model.build_network(**settings).count_params() == flat.count_params()
+  # Every setting is declared by one part, and is one `network.*` gin name.
+  names = [f.name for part in network_parts.PARTS.values() for f in dataclasses.fields(part)]
+  assert len(names) == len(set(names)) == len(settings)
+  assert list(inspect.signature(model.build_network).parameters) == ['name'] + names
+  with pytest.raises(ValueError, match=r"unknown network setting\(s\) \['bottlenek'\]"):
+    tiny(bottlenek=8)
+  with pytest.raises(ValueError, match="'network' doesn't have a parameter named 'bottlenek'"):
+    gin_config.parse(['models/tdcnpp_small.gin'], ['network.bottlenek = 8'])
 
 
 def expected_parameter_count(bins, sources, bottleneck, channels, kernel, blocks, skips):
