@@ -15,6 +15,7 @@ import tensorflow as tf
 from data_pipeline import audio_io
 from data_pipeline import fuss as fuss_data
 from data_pipeline import inputs
+from data_pipeline import sources
 from data_pipeline import wild
 from eval import fuss
 from mixit.serving import separate
@@ -143,12 +144,12 @@ def test_duplicate_example_list_lines_are_warned_about_and_refused_by_the_evalua
 def test_wild_folder_with_fewer_files_than_num_mixtures_is_refused(tmp_path):
   _write_wav(str(tmp_path / 'wild' / 'only.wav'))
   with pytest.raises(ValueError, match=r'wild: 1 audio file.*needs 2 distinct files'):
-    inputs.train_input_fn(batch_size=1, unsupervised_source='wild',
-                          wild_source=str(tmp_path / 'wild'), num_mixtures=2,
-                          sample_rate=RATE, clip_seconds=0.1, shuffle_buffer=2)
+    inputs.train_input_fn(source=sources.WildMixtures(path=str(tmp_path / 'wild')),
+                          batch_size=1, num_mixtures=2, sample_rate=RATE, clip_seconds=0.1,
+                          shuffle_buffer=2)
   _write_wav(str(tmp_path / 'wild' / 'second.wav'), seed=1)
   batch = next(iter(inputs.train_input_fn(
-      batch_size=1, unsupervised_source='wild', wild_source=str(tmp_path / 'wild'),
+      source=sources.WildMixtures(path=str(tmp_path / 'wild')), batch_size=1,
       num_mixtures=2, sample_rate=RATE, clip_seconds=0.1, shuffle_buffer=2, seed=0)))
   mixtures = batch['mixtures'].numpy()[0]
   assert not np.allclose(mixtures[0], mixtures[1])

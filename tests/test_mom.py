@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from data_pipeline import inputs
 from data_pipeline import mom
+from data_pipeline import sources
 
 T = 64
 
@@ -115,9 +116,12 @@ def _batches(dataset, count):
   return [{k: v.numpy() for k, v in b.items()} for b in dataset.take(count)]
 
 
-def _train(root, **kwargs):
+def _train(source, **kwargs):
+  """Batches of `source`, or of the MoMs of the FUSS list under the root `source`."""
   kwargs.setdefault('batch_size', 4)
-  return inputs.train_input_fn(data_root=root, sample_rate=RATE, clip_seconds=CLIP, seed=0,
+  if isinstance(source, str):
+    source = sources.FussMixtures(data_root=source)
+  return inputs.train_input_fn(source=source, sample_rate=RATE, clip_seconds=CLIP, seed=0,
                                **kwargs)
 
 
@@ -136,7 +140,7 @@ def test_unsupervised_batches(root):
 
 
 def test_supervised_batches(root):
-  for batch in _batches(_train(root, mode='supervised', labels=True), 2):
+  for batch in _batches(_train(sources.FussSources(data_root=root), labels=True), 2):
     assert batch['supervised'].all()
     assert set(batch['num_sources']) <= {1, 2, 3, 4}
     np.testing.assert_allclose(batch['mom'], batch['sources'].sum(1), atol=1e-6)
@@ -149,8 +153,9 @@ def test_supervised_batches(root):
 
 
 def test_semi_supervised_interleave_ratio(root):
-  batches = _batches(_train(root, mode='semi_supervised', supervised_fraction=0.25,
-                            batch_size=2), 8)
+  semi = sources.SemiSupervised(sources.FussSources(data_root=root),
+                                sources.FussMixtures(data_root=root), supervised_fraction=0.25)
+  batches = _batches(_train(semi, batch_size=2), 8)
   flags = [bool(b['supervised'][0]) for b in batches]
   assert all(b['supervised'].all() == b['supervised'][0] for b in batches)
   assert flags == [False, False, False, True] * 2
@@ -160,8 +165,8 @@ def test_input_context_batch_and_shards(root):
   contexts = [tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i,
                                          num_replicas_in_sync=2) for i in range(2)]
   for context in contexts:
-    spec = inputs.train_input_fn(context, batch_size=4, data_root=root, sample_rate=RATE,
-                                 clip_seconds=CLIP).element_spec
+    spec = inputs.train_input_fn(context, sources.FussMixtures(data_root=root), batch_size=4,
+                                 sample_rate=RATE, clip_seconds=CLIP).element_spec
     assert spec['mom'].shape[0] == 2
   # Eval order is the list order, so each pipeline's shard is checkable.
   seen = []
@@ -180,8 +185,8 @@ def test_input_context_batch_and_shards(root):
 def test_distribute_datasets_from_function(root):
   strategy = tf.distribute.get_strategy()
   dataset = strategy.distribute_datasets_from_function(
-      lambda context: inputs.train_input_fn(context, batch_size=2, data_root=root,
-                                            sample_rate=RATE, clip_seconds=CLIP))
+      lambda context: inputs.train_input_fn(context, sources.FussMixtures(data_root=root),
+                                            batch_size=2, sample_rate=RATE, clip_seconds=CLIP))
   batch = next(iter(dataset))
   assert batch['mom'].shape == (2, int(CLIP * RATE))
 
@@ -189,16 +194,16 @@ def test_distribute_datasets_from_function(root):
 def test_input_fn_errors(root):
   with pytest.raises(ValueError, match='DATA_ROOT'):
     inputs.train_input_fn()
-  with pytest.raises(ValueError, match='mode'):
-    _train(root, mode='weakly')
+  with pytest.raises(ValueError, match='fuss_sources.data_root is not set.*DATA_ROOT'):
+    _train(sources.FussSources())
   with pytest.raises(ValueError, match='supervised_fraction'):
-    _train(root, mode='semi_supervised', supervised_fraction=1.0)
-  with pytest.raises(ValueError, match='wild_source'):
-    _train(root, unsupervised_source='wild')
+    sources.SemiSupervised(supervised_fraction=1.0)
+  with pytest.raises(ValueError, match='wild_mixtures.path is not set.*WILD_SOURCE'):
+    _train(sources.WildMixtures())
   with pytest.raises(ValueError, match='no full batch'):
     inputs.eval_input_fn(batch_size=8, data_root=root, sample_rate=RATE)
   with pytest.raises(FileNotFoundError, match=os.path.join('nope', 'train_example_list.txt')):
-    _train(root, subfolder='nope')
+    _train(sources.FussMixtures(data_root=root, subfolder='nope'))
 
 
 def test_gin_configs_compose(root):
@@ -217,4 +222,102 @@ def test_gin_configs_compose(root):
       inputs.train_input_fn()
   finally:
     import gin  # pylint: disable=g-import-not-at-top
+    gin.clear_config()
+
+
+# --------------------------------------------------------------------------
+# The data source: an object chosen in gin, or by the string-mode API's old names.
+
+
+@pytest.mark.parametrize('gin_files,params,expected', [
+    (['datasets/synthetic.gin'], [], sources.FussMixtures),
+    (['datasets/synthetic.gin'], ['train_data.source = @fuss_sources()'], sources.FussSources),
+    (['datasets/synthetic.gin', 'datasets/semi_supervised.gin'], [], sources.SemiSupervised),
+    (['datasets/wild_folder.gin'], ["WILD_SOURCE = '/data/recordings'"], sources.WildMixtures),
+], ids=['fuss_mixtures', 'fuss_sources', 'semi_supervised', 'wild_mixtures'])
+def test_gin_chooses_the_data_source(gin_files, params, expected):
+  import gin  # pylint: disable=g-import-not-at-top
+  from mixit import gin_config  # pylint: disable=g-import-not-at-top
+  gin_config.parse(gin_files, ["DATA_ROOT = '/data/fuss'"] + params)
+  try:
+    source = gin.query_parameter('train_data.source').scoped_configurable_fn()
+    assert type(source) is expected  # pylint: disable=unidiomatic-typecheck
+    if expected is sources.WildMixtures:
+      assert source.path == '/data/recordings'
+    else:
+      # Every FUSS list of the source follows the DATA_ROOT macro.
+      parts = ([source.supervised, source.unsupervised] if expected is sources.SemiSupervised
+               else [source])
+      assert [part.data_root for part in parts] == ['/data/fuss'] * len(parts)
+  finally:
+    gin.clear_config()
+
+
+def _same_batches(dataset, other, count=2):
+  for batch, expected in zip(_batches(dataset, count), _batches(other, count)):
+    assert sorted(batch) == sorted(expected)
+    for key in batch:
+      np.testing.assert_array_equal(batch[key], expected[key], err_msg=key)
+
+
+def test_old_train_data_names_choose_the_same_source_and_batches(root):
+  """Model dirs and scripts of the string-mode API pass `mode`, `data_root`, ...: they get
+  the source object those names describe, and the very same batches."""
+  from data_pipeline import old_train_data  # pylint: disable=g-import-not-at-top
+  wild_folder = os.path.join(root, 'train')
+  fuss = sources.FussMixtures(data_root=root)
+  supervised = sources.FussSources(data_root=root)
+  cases = [
+      (dict(data_root=root), fuss),
+      (dict(data_root=root, mode='unsupervised'), fuss),
+      (dict(data_root=root, mode='supervised'), supervised),
+      (dict(data_root=root, mode='semi_supervised', supervised_fraction=0.5),
+       sources.SemiSupervised(supervised, fuss, 0.5)),
+      (dict(unsupervised_source='wild', wild_source=wild_folder, skip_bad=True),
+       sources.WildMixtures(path=wild_folder, skip_bad=True)),
+      (dict(data_root=root, mode='semi_supervised', unsupervised_source='wild',
+            wild_source=wild_folder), sources.SemiSupervised(
+                supervised, sources.WildMixtures(path=wild_folder))),
+  ]
+  for old, source in cases:
+    assert old_train_data.apply(sources.FussMixtures(), old) == source, old
+    _same_batches(inputs.train_input_fn(batch_size=2, sample_rate=RATE, clip_seconds=CLIP,
+                                        seed=0, **old),
+                  _train(source, batch_size=2))
+
+
+def test_old_names_set_their_field_on_the_chosen_source(root):
+  """An old name on top of a config that chooses a source sets the field it became."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from data_pipeline import old_train_data  # pylint: disable=g-import-not-at-top
+  wild = sources.WildMixtures(path='/data/recordings', labels_csv='/data/labels.csv')
+  assert old_train_data.apply(wild, {'skip_bad': True}) == dataclasses.replace(wild,
+                                                                                skip_bad=True)
+  fuss = sources.FussMixtures(data_root=root, subfolder='ssdata', check_mixture=True)
+  assert old_train_data.apply(fuss, {'mode': 'supervised'}) == sources.FussSources(
+      data_root=root, subfolder='ssdata', check_mixture=True)
+  semi = sources.SemiSupervised(sources.FussSources(data_root=root), wild)
+  assert old_train_data.apply(semi, {'supervised_fraction': 0.25}) == dataclasses.replace(
+      semi, supervised_fraction=0.25)
+  assert old_train_data.apply(fuss, {'mode': None}) is fuss  # None: not given
+  # A bad value is one line naming the binding that replaced the name.
+  with pytest.raises(ValueError, match=r"^train_data.mode must be one of .* got 'weakly' \(or "
+                     r"bind train_data.source = @fuss_mixtures\(\) \| @wild_mixtures\(\)"):
+    old_train_data.apply(fuss, {'mode': 'weakly'})
+  with pytest.raises(TypeError, match=r"train_data has no setting\(s\) \['bach_size'\]"):
+    _train(fuss, bach_size=2)
+
+
+def test_old_names_in_gin_on_top_of_the_shipped_configs(root):
+  import gin  # pylint: disable=g-import-not-at-top
+  from mixit import gin_config  # pylint: disable=g-import-not-at-top
+  params = [f'DATA_ROOT = {root!r}', f'SAMPLE_RATE = {RATE}', f'CLIP_SECONDS = {CLIP}',
+            'SEED = 0', 'train_data.batch_size = 2', "train_data.mode = 'supervised'"]
+  gin_config.parse(['datasets/synthetic.gin'], params)
+  try:
+    assert all(b['supervised'].all() for b in _batches(inputs.train_input_fn(), 2))
+    # A name that never was a setting is refused when the config is parsed.
+    with pytest.raises(ValueError, match="'train_data' doesn't have a parameter named 'mod'"):
+      gin_config.parse(['datasets/synthetic.gin'], params + ["train_data.mod = 'supervised'"])
+  finally:
     gin.clear_config()
