@@ -1,5 +1,7 @@
 """Tests of the MixIT train/validation steps (mixit/training/trainer.py) with the real model,
 losses and data pipeline on synthetic FUSS data."""
+import dataclasses
+import inspect
 import itertools
 import math
 
@@ -12,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from data_pipeline import inputs
+from data_pipeline import sources
 from eval import metrics as eval_metrics
 from mixit import gin_config
 from mixit import losses
@@ -57,7 +60,7 @@ def first_batch(dataset):
 
 
 def test_a_few_steps_lower_the_loss_on_synthetic_fuss(fuss_root):
-  parse_tiny(fuss_root, 'batch_size = 4', 'train_data.mode = "unsupervised"')
+  parse_tiny(fuss_root, 'batch_size = 4', 'train_data.source = @fuss_mixtures()')
   keras.utils.set_random_seed(0)
   network = model_lib.build_network()
   held_out = [first_batch(inputs.train_input_fn(None)) for _ in range(2)]
@@ -90,8 +93,8 @@ def test_loss_terms_weights_and_clipped_update_match_a_direct_computation(fuss_r
   """Semi-supervised batch, labels, every lambda on, SGD: the logged terms are the
   masked means of the loss functions and the update is -lr * clip(grad)."""
   parse_tiny(fuss_root, 'batch_size = 2', 'NUM_CLASSES = 6', labels=True)
-  supervised = first_batch(inputs.train_input_fn(None, mode='supervised'))
-  unsupervised = first_batch(inputs.train_input_fn(None, mode='unsupervised'))
+  supervised = first_batch(inputs.train_input_fn(None, sources.FussSources()))
+  unsupervised = first_batch(inputs.train_input_fn(None, sources.FussMixtures()))
   batch = _concat(supervised, unsupervised)
   assert batch['supervised'].numpy().tolist() == [True, True, False, False]
   weights = dict(lambda_sparse=0.3, lambda_cov=0.7, lambda_class=0.2, lambda_sup=1.5)
@@ -134,7 +137,7 @@ def test_loss_terms_weights_and_clipped_update_match_a_direct_computation(fuss_r
 
 
 def test_nonfinite_loss_skips_the_update_and_names_the_term(fuss_root):
-  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.mode = "unsupervised"')
+  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.source = @fuss_mixtures()')
   network, trainer, _ = build()
   batch = first_batch(inputs.train_input_fn(None))
   # NaN only in the reference mixtures: the MoM (the network input) stays clean,
@@ -168,14 +171,14 @@ def _poisoned_input_fn(fuss_root, bad_step):
 
 
 def test_training_loop_stops_on_nan_naming_step_and_term_or_skips(fuss_root, tmp_path):
-  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.mode = "unsupervised"')
+  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.source = @fuss_mixtures()')
   with pytest.raises(FloatingPointError, match=r'step 3: mixit=nan, loss=nan'):
     train_loop.train(str(tmp_path / 'stop'), num_steps=5, checkpoint_every=2, eval_every=0,
                     train_input_fn=_poisoned_input_fn(fuss_root, 3))
   # The checkpoint before the bad batch is intact.
   assert tf.train.latest_checkpoint(str(tmp_path / 'stop')).endswith('ckpt-2')
 
-  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.mode = "unsupervised"',
+  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.source = @fuss_mixtures()',
              'trainer.nonfinite = "skip"')
   captured = []
 
@@ -235,6 +238,32 @@ def test_trainer_settings_and_optimizer_are_checked():
     trainer.train_step(batch)
 
 
+def test_loss_settings_are_configured_by_gin_and_taken_by_build_trainer():
+  """`LossSettings` is the gin configurable `trainer`: its fields are the `trainer.*`
+  bindings, and `build_trainer` takes the settings instead of repeating them."""
+  gin_config.parse(['losses/mixit_exhaustive.gin', 'losses/sparsity_lp.gin'],
+                   ['trainer.lambda_cov = 0.25', 'trainer.sparsity_warmup_steps = 7'])
+  defaults = {field.name: field.default for field in dataclasses.fields(trainer_lib.LossSettings)}
+  settings = trainer_lib.LossSettings()
+  assert dataclasses.asdict(settings) == dict(
+      defaults, mixit_method='exhaustive', sparsity_kind='lp', sparsity_p=0.5,
+      lambda_sparse=1.0, lambda_cov=0.25, sparsity_warmup_steps=7)
+  network = model_lib.build_network(num_sources=2, bottleneck=8, conv_channels=8,
+                                    num_repeats=1, num_dilations=1)
+  assert trainer_lib.build_trainer(network).settings == settings
+  assert trainer_lib.MixITTrainer(network).settings == settings
+  given = trainer_lib.LossSettings(lambda_sparse=3.0)  # explicit arguments win over gin
+  assert (given.lambda_sparse, given.mixit_method) == (3.0, 'exhaustive')
+  assert trainer_lib.build_trainer(network, given).settings is given
+  assert trainer_lib.build_trainer(network, given, lambda_cov=2.0).settings == \
+      dataclasses.replace(given, lambda_cov=2.0)
+  assert list(inspect.signature(trainer_lib.build_trainer).parameters) == [
+      'network', 'settings', 'overrides']
+  gin_config.parse(['losses/mixit_least_squares.gin'], ["trainer.lambda_sparse = 'high'"])
+  with pytest.raises(ValueError, match="trainer.lambda_sparse = 'high': expected float, got str"):
+    gin_config.check_binding_types()
+
+
 def test_learning_rate_halves_every_decay_steps_as_a_staircase():
   optimizer = trainer_lib.build_optimizer(learning_rate=1e-4, decay_steps=3, decay_rate=0.5)
   optimizer.build([tf.Variable(0.0)])
@@ -269,7 +298,7 @@ def test_sparsity_weight_ramps_up_linearly_over_the_warmup_steps(fuss_root):
   step is the optimizer's iteration count (saved in checkpoints, so a resumed run
   continues the ramp)."""
   parse_tiny(fuss_root, 'batch_size = 2')
-  batch = first_batch(inputs.train_input_fn(None, mode='unsupervised'))
+  batch = first_batch(inputs.train_input_fn(None, sources.FussMixtures()))
   keras.utils.set_random_seed(1)
   lam, warmup = 4.0, 10
   network, trainer, optimizer = build(lr=1e-12, name='sgd', lambda_sparse=lam,

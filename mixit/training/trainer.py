@@ -133,9 +133,34 @@ def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
   return float(lr.numpy() if hasattr(lr, 'numpy') else lr)
 
 
+@gin.configurable('trainer')
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
-  """Loss composition of the train step (see `build_trainer`)."""
+  """Loss composition of the train step; gin-configurable as `trainer.*`.
+
+  `LossSettings()` takes the `trainer.*` bindings (the names the trainer's
+  settings always had); arguments given explicitly win over them.
+
+  Attributes:
+    mixit_method: 'exhaustive' or 'least_squares' (the paper's efficient MixIT).
+    max_snr: SNR threshold (dB) of the MixIT loss.
+    lambda_sparse, sparsity_kind, sparsity_p: weight and variant of
+      `losses.sparsity_loss`.
+    sparsity_warmup_steps: the sparsity weight ramps linearly from 0 to
+      `lambda_sparse` over this many optimizer steps (0: full weight from the
+      start), so the network learns to separate before it is pushed to
+      silence outputs. The ramp follows `optimizer.iterations`, which the
+      checkpoint saves.
+    lambda_cov, covariance_kind: weight and variant of `losses.covariance_loss`.
+    lambda_class: weight of `losses.classification_loss`; needs labels in the
+      data and a network with a classification head.
+    lambda_sup: weight of `losses.pit_loss` on supervised examples.
+    clip_norm: global gradient-norm clip after the cross-replica reduction
+      (None: no clipping). 5.0 as in Google's TDCN++ recipe.
+    nonfinite: 'stop' (the training loop raises naming the step and the
+      non-finite terms) or 'skip' (the batch is skipped). Either way a
+      non-finite step never touches the weights.
+  """
   mixit_method: str = 'least_squares'
   max_snr: float = 30.0
   lambda_sparse: float = 0.0
@@ -173,49 +198,20 @@ class LossSettings:
                        f'{self.sparsity_warmup_steps!r}')
 
 
-@gin.configurable('trainer')
-def build_trainer(network: keras.Model,
-                  mixit_method: str = 'least_squares',
-                  max_snr: float = 30.0,
-                  lambda_sparse: float = 0.0,
-                  sparsity_kind: str = losses.DEFAULT_SPARSITY_KIND,
-                  sparsity_p: float = 0.5,
-                  sparsity_warmup_steps: int = 0,
-                  lambda_cov: float = 0.0,
-                  covariance_kind: str = 'squared',
-                  lambda_class: float = 0.0,
-                  lambda_sup: float = 1.0,
-                  clip_norm: Optional[float] = 5.0,
-                  nonfinite: str = 'stop') -> 'MixITTrainer':
-  """Builds the trainer around `network`; every loss setting is a gin parameter.
+def build_trainer(network: keras.Model, settings: Optional[LossSettings] = None,
+                  **overrides) -> 'MixITTrainer':
+  """The trainer around `network` (a `SeparationNetwork`).
 
   Args:
     network: a `SeparationNetwork`.
-    mixit_method: 'exhaustive' or 'least_squares' (the paper's efficient MixIT).
-    max_snr: SNR threshold (dB) of the MixIT loss.
-    lambda_sparse, sparsity_kind, sparsity_p: weight and variant of
-      `losses.sparsity_loss`.
-    sparsity_warmup_steps: the sparsity weight ramps linearly from 0 to
-      `lambda_sparse` over this many optimizer steps (0: full weight from the
-      start), so the network learns to separate before it is pushed to
-      silence outputs. The ramp follows `optimizer.iterations`, which the
-      checkpoint saves.
-    lambda_cov, covariance_kind: weight and variant of `losses.covariance_loss`.
-    lambda_class: weight of `losses.classification_loss`; needs labels in the
-      data and a network with a classification head.
-    lambda_sup: weight of `losses.pit_loss` on supervised examples.
-    clip_norm: global gradient-norm clip after the cross-replica reduction
-      (None: no clipping). 5.0 as in Google's TDCN++ recipe.
-    nonfinite: 'stop' (the training loop raises naming the step and the
-      non-finite terms) or 'skip' (the batch is skipped). Either way a
-      non-finite step never touches the weights.
+    settings: the loss settings; None for `LossSettings()`, i.e. the `trainer.*`
+      gin bindings.
+    **overrides: fields of `LossSettings` replaced in `settings` (scripts, tests).
   """
-  settings = LossSettings(mixit_method=mixit_method, max_snr=max_snr,
-                          lambda_sparse=lambda_sparse, sparsity_kind=sparsity_kind,
-                          sparsity_p=sparsity_p,
-                          sparsity_warmup_steps=sparsity_warmup_steps, lambda_cov=lambda_cov,
-                          covariance_kind=covariance_kind, lambda_class=lambda_class,
-                          lambda_sup=lambda_sup, clip_norm=clip_norm, nonfinite=nonfinite)
+  if settings is None:
+    settings = LossSettings()
+  if overrides:
+    settings = dataclasses.replace(settings, **overrides)
   return MixITTrainer(network, settings)
 
 
@@ -267,10 +263,10 @@ class MixITTrainer(keras.Model):
   and `'labels': [B,N,C]`. Eval batch: `{'mixture': [B,T], 'sources': [B,S,T]}`.
   """
 
-  def __init__(self, network: keras.Model, settings: LossSettings = LossSettings(), **kwargs):
+  def __init__(self, network: keras.Model, settings: Optional[LossSettings] = None, **kwargs):
     super().__init__(**kwargs)
     self.network = network
-    self.settings = settings
+    self.settings = settings if settings is not None else LossSettings()
     # float64: the sums hold the evaluator's float64 scores (counts stay exact).
     self._eval_trackers = {name: keras.metrics.Sum(name=name, dtype='float64')
                            for name in EVAL_SUMS}
