@@ -279,3 +279,33 @@ def test_classification_head_is_served_too(tmp_path):
   for key in served:
     np.testing.assert_allclose(served[key].numpy(), expected[key].numpy(), atol=1e-5)
   assert int(loaded.get_metadata()['num_classes'].numpy()) == 3
+
+
+OLD_CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures',
+                           'configs_before_sources')
+
+
+@pytest.mark.parametrize('old', ['semi_supervised.gin', 'wild.gin', 'supervised.gin'])
+def test_a_model_dir_written_before_the_sources_still_exports(tmp_path, old):
+  """config.gin files of the code before the network parts, the data sources and the
+  gin-configured loss settings (`network.*`, `train_data.mode`, `trainer.*`, ...) export,
+  also in a process that has imported the training configurables."""
+  from data_pipeline import inputs  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  from mixit.training import trainer  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  model_dir = tmp_path / 'run'
+  model_dir.mkdir()
+  with open(os.path.join(OLD_CONFIGS, old)) as f:
+    (model_dir / 'config.gin').write_text(f.read())
+  gin_config.parse_model_dir(str(model_dir), network_only=True)
+  network = model_lib.build_network()
+  _perturb(network, 3)
+  tf.train.CheckpointManager(
+      tf.train.Checkpoint(network=network, step=tf.Variable(7, dtype=tf.int64)),
+      str(model_dir), 1).save(checkpoint_number=7)
+  metadata = export.export_saved_model(str(model_dir), str(tmp_path / 'export'))
+  assert (metadata['num_sources'], metadata['sample_rate']) == (4, SAMPLE_RATE)
+  loaded = tf.saved_model.load(str(tmp_path / 'export'))
+  mixture = np.random.default_rng(4).uniform(-0.5, 0.5, [1, 4321]).astype(np.float32)
+  served = loaded.signatures['serving_default'](mixture_waveform=tf.constant(mixture))
+  np.testing.assert_allclose(served['separated_waveforms'].numpy(), _outputs(network, mixture),
+                             atol=1e-5)
