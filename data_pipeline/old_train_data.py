@@ -102,13 +102,13 @@ def apply(source, old: Dict):
 
 
 def takes_old_names(fn):
-  """Declares the old names as keyword-only parameters of `fn(..., **old)` (default None: not
-  given), so gin still accepts them, and refuses names that never existed, when it parses a
-  config."""
+  """Declares the old names as keyword-only parameters of `fn(..., **old)`, so gin still
+  accepts them, and refuses names that never existed, when it parses a config. They have no
+  default: only the names given reach `**old`, and gin's operative config lists them only
+  when they are bound."""
   own = [p for p in inspect.signature(fn).parameters.values() if p.kind != p.VAR_KEYWORD]
   fn.__signature__ = inspect.Signature(
-      own + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                               annotation=Optional[kind])
+      own + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind])
              for name, (kind, _) in NEW_BINDINGS.items()])
   fn.__annotations__ = {**fn.__annotations__,
                         **{name: Optional[kind] for name, (kind, _) in NEW_BINDINGS.items()}}

@@ -73,8 +73,7 @@ class FrontEndSettings:
     _set(self, 'sample_rate', int(self.sample_rate))
     _set(self, 'zero_pad_start', bool(self.zero_pad_start))
     _set(self, 'num_basis', int(self.num_basis))
-    self.window_samples  # pylint: disable=pointless-statement  (refuses sizes under a sample)
-    self.hop_samples  # pylint: disable=pointless-statement
+    _ = (self.window_samples, self.hop_samples)  # refuses frames under one sample now
 
   @property
   def learned(self) -> bool:
