@@ -8,6 +8,7 @@ re-reads), and scripts pass them as keywords. Each old name is one field of a so
 old flat settings (`flat_view`), the old names given replace theirs, and the source is built
 again from the result (`source_of`), exactly as the old code chose it.
 """
+import dataclasses
 import inspect
 from typing import Dict, Optional, Sequence
 
@@ -35,7 +36,8 @@ NEW_BINDINGS = {
     'skip_bad': (bool, 'wild_mixtures.skip_bad'),
     'supervised_fraction': (float, 'semi_supervised.supervised_fraction'),
 }
-_FUSS_FIELDS = ('data_root', 'subfolder', 'split', 'check_mixture', 'class_names')
+# The FUSS list settings kept their names.
+_FUSS_FIELDS = tuple(field.name for field in dataclasses.fields(sources.FussList))
 
 
 def _fuss_view(fuss_list: sources.FussList) -> Dict:
