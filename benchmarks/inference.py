@@ -22,7 +22,6 @@ window) beside it. Then, each in a fresh process so peak memory is its own:
 RTF = processing seconds / audio seconds. Prints a markdown table.
 `--quick` (a smoke run): M = 8 only, 3 repeats, no long files.
 """
-import argparse
 import json
 import os
 import re
@@ -31,6 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
+
+from absl import app
+from absl import flags
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO not in sys.path:
@@ -53,18 +56,18 @@ def _peak_rss_mb() -> float:
 
 
 def _configure_threads(threads: int) -> None:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   if threads:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def _worker_export(args) -> dict:
-  import mixit  # pylint: disable=unused-import,g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mixit.serving import export  # pylint: disable=g-import-not-at-top
-  from mixit import gin_config  # pylint: disable=g-import-not-at-top
-  from mixit import model as model_lib  # pylint: disable=g-import-not-at-top
+  import mixit  # noqa: F401  (sets KERAS_BACKEND)
+  import tensorflow as tf
+  from mixit.serving import export
+  from mixit import gin_config
+  from mixit import model as model_lib
   gin_config.parse([args.model_gin], [f'NUM_SOURCES = {args.m}'])
   network = model_lib.build_network()
   network(tf.zeros([1, SAMPLE_RATE]))
@@ -86,12 +89,12 @@ def _worker_export(args) -> dict:
 def _worker_short(args) -> dict:
   """SavedModel, Keras and LiteRT timed in one process, calls interleaved, so that
   load from other processes on the machine affects all alike."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import mixit  # pylint: disable=unused-import,g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mixit.serving import export  # pylint: disable=g-import-not-at-top
-  from mixit.serving import litert  # pylint: disable=g-import-not-at-top
-  from mixit.serving import separator as separator_lib  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import mixit  # noqa: F401
+  import tensorflow as tf
+  from mixit.serving import export
+  from mixit.serving import litert
+  from mixit.serving import separator as separator_lib
   _configure_threads(args.threads)
   mixture = tf.constant(
       (0.1 * np.random.default_rng(0).standard_normal([1, 10 * SAMPLE_RATE])).astype(np.float32))
@@ -145,15 +148,15 @@ def _worker_short(args) -> dict:
 
 
 def _worker_file(args) -> dict:
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   _configure_threads(args.threads)
-  from mixit.serving import separate  # pylint: disable=g-import-not-at-top
-  from mixit.serving import separator as separator_lib  # pylint: disable=g-import-not-at-top
+  from mixit.serving import separate
+  from mixit.serving import separator as separator_lib
   separator = separator_lib.load_separator(args.export_dir,
                                            max_chunk_seconds=args.max_chunk_seconds,
                                            overlap_seconds=args.overlap)
   model_seconds = [0.0]
-  inner = separator._model_fn  # pylint: disable=protected-access
+  inner = separator._model_fn
 
   def timed(mixture):
     started = time.perf_counter()
@@ -161,7 +164,7 @@ def _worker_file(args) -> dict:
     model_seconds[0] += time.perf_counter() - started
     return out
 
-  separator._model_fn = timed  # pylint: disable=protected-access
+  separator._model_fn = timed
   separator(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)  # warm up the kernels
   model_seconds[0] = 0.0
   baseline = _rss_mb()
@@ -170,7 +173,8 @@ def _worker_file(args) -> dict:
     result = separate.separate_file(separator, args.input, out)
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-  return {'seconds': wall, 'cpu_seconds': cpu, 'model_seconds': model_seconds[0], 'audio_seconds': result.seconds,
+  return {'seconds': wall, 'cpu_seconds': cpu, 'model_seconds': model_seconds[0],
+          'audio_seconds': result.seconds,
           'windows': result.num_windows, 'baseline_rss_mb': baseline,
           'peak_rss_mb': _peak_rss_mb()}
 
@@ -180,10 +184,10 @@ def _worker_profile(args) -> dict:
 
   Ops run in parallel, so the sums exceed the wall time: read them as shares.
   """
-  import collections  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from mixit.serving import separator as separator_lib  # pylint: disable=g-import-not-at-top
+  import collections
+  import numpy as np
+  import tensorflow as tf
+  from mixit.serving import separator as separator_lib
   mixture = (0.1 * np.random.default_rng(0).standard_normal([1, 10 * SAMPLE_RATE])).astype(
       np.float32)
   by_part, by_type = collections.Counter(), collections.Counter()
@@ -225,8 +229,8 @@ def _worker_profile(args) -> dict:
 
 
 def _write_test_file(path: str, minutes: float) -> None:
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import soundfile  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import soundfile
   rng = np.random.default_rng(0)
   with soundfile.SoundFile(path, 'w', SAMPLE_RATE, 1, subtype='PCM_16') as f:
     for _ in range(int(minutes * 6)):
@@ -250,31 +254,34 @@ def _spawn(args, **kwargs) -> dict:
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--num_sources', default='8,16')
-  parser.add_argument('--model_gin', default='models/tdcnpp_paper.gin')
-  parser.add_argument('--long_minutes', type=float, default=10.0)
-  parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--threads', type=int, default=0, help='TF threads; 0: TF default')
-  parser.add_argument('--max_chunk_seconds', type=float, default=20.0)
-  parser.add_argument('--overlap', type=float, default=2.0)
-  parser.add_argument('--skip_long', action='store_true')
-  parser.add_argument('--skip_litert', action='store_true',
-                      help='no .tflite export and no LiteRT rows')
-  parser.add_argument('--quick', action='store_true',
-                      help='smoke run: M = 8 only, 3 repeats, no long files')
-  # Worker mode (internal).
-  parser.add_argument('--profile', action='store_true',
-                      help='also print which parts and ops of the network take the time')
-  parser.add_argument('--worker', choices=['export', 'short', 'file', 'profile'])
-  parser.add_argument('--kind', default='saved_model')
-  parser.add_argument('--m', type=int)
-  parser.add_argument('--model_dir')
-  parser.add_argument('--export_dir')
-  parser.add_argument('--input')
-  args = parser.parse_args()
+_NUM_SOURCES = flags.DEFINE_string('num_sources', '8,16', 'Values of M to time.')
+_MODEL_GIN = flags.DEFINE_string('model_gin', 'models/tdcnpp_paper.gin', 'Model config.')
+_LONG_MINUTES = flags.DEFINE_float('long_minutes', 10.0, 'Length of the longest file.')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed calls per configuration.')
+_THREADS = flags.DEFINE_integer('threads', 0, 'TF threads; 0: TF default.')
+_MAX_CHUNK_SECONDS = flags.DEFINE_float('max_chunk_seconds', 20.0, 'Streaming window (s).')
+_OVERLAP = flags.DEFINE_float('overlap', 2.0, 'Streaming overlap (s).')
+_SKIP_LONG = flags.DEFINE_boolean('skip_long', False, 'No long files.')
+_SKIP_LITERT = flags.DEFINE_boolean('skip_litert', False, 'No .tflite export and no LiteRT rows.')
+_QUICK = flags.DEFINE_boolean('quick', False, 'Smoke run: M = 8 only, 3 repeats, no long files.')
+_PROFILE = flags.DEFINE_boolean('profile', False,
+                                'Also print which parts and ops of the network take the time.')
+# Worker mode (internal).
+_WORKER = flags.DEFINE_enum('worker', None, ['export', 'short', 'file', 'profile'],
+                            'Internal: run one measurement in this process.')
+_KIND = flags.DEFINE_string('kind', 'saved_model', 'Internal: what a worker times.')
+_M = flags.DEFINE_integer('m', None, 'Internal: M of a worker.')
+_MODEL_DIR = flags.DEFINE_string('model_dir', None, "Internal: a worker's model dir.")
+_EXPORT_DIR = flags.DEFINE_string('export_dir', None, "Internal: a worker's export dir.")
+_INPUT = flags.DEFINE_string('input', None, "Internal: a worker's input file.")
+
+
+def main(argv) -> None:
+  del argv
+  args = types.SimpleNamespace(**{name: flags.FLAGS[name].value for name in (
+      'num_sources', 'model_gin', 'long_minutes', 'repeats', 'threads', 'max_chunk_seconds',
+      'overlap', 'skip_long', 'skip_litert', 'quick', 'profile', 'worker', 'kind', 'm',
+      'model_dir', 'export_dir', 'input')})
   if args.quick:
     args.num_sources, args.repeats, args.skip_long = '8', 3, True
 
@@ -305,7 +312,8 @@ def main() -> None:
           'M': m, 'audio': '10 s', 'path': 'SavedModel signature, one call',
           'seconds': timings['saved_model_min'], 'rtf': timings['saved_model_min'] / 10,
           'cpu_rtf': timings['saved_model_cpu'] / 10,
-          'vs_keras': timings['saved_model_min'] / timings['keras_function_min'], 'model_share': 1.0, 'peak_rss_mb': None,
+          'vs_keras': timings['saved_model_min'] / timings['keras_function_min'],
+          'model_share': 1.0, 'peak_rss_mb': None,
           'baseline_rss_mb': None, 'file_mb': info['saved_model_bytes'] / 2**20,
           'extra': (f'best of {args.repeats}; medians: SavedModel '
                     f'{timings["saved_model"]:.3f} s, Keras tf.function '
@@ -375,4 +383,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-  main()
+  app.run(main)

@@ -72,10 +72,10 @@ def _write_flac(folder, count):
 
 
 def _time_model_step(gin_file, batch_size, steps):
-  from mixit import gin_config  # pylint: disable=g-import-not-at-top
-  from mixit import losses  # pylint: disable=g-import-not-at-top
-  from mixit import model  # pylint: disable=g-import-not-at-top
-  import keras  # pylint: disable=g-import-not-at-top
+  from mixit import gin_config
+  from mixit import losses
+  from mixit import model
+  import keras
   gin_config.parse([gin_file], [])
   network = model.build_network()
   optimizer = keras.optimizers.Adam(1e-4)

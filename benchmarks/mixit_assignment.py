@@ -19,7 +19,6 @@ load; (a) is timed in its own process (3 calls).
 
 Usage: python benchmarks/mixit_assignment.py [--sizes 4,8,12,16,24,32] [--repeats 11]
 """
-import argparse
 import json
 import os
 import platform
@@ -28,6 +27,10 @@ import statistics
 import subprocess
 import sys
 import time
+import types
+
+from absl import app
+from absl import flags
 
 BATCH = 8
 NUM_MIXTURES = 2
@@ -72,7 +75,7 @@ def _build(method, num_estimates):
   if method == 'least_squares':
     return tf.function(lambda x, s: losses.mixit_assignment(x, s, method='least_squares'))
   if method == 'gram':
-    return tf.function(lambda x, s: losses._gram_and_xcorr(x, s))  # pylint: disable=protected-access
+    return tf.function(lambda x, s: losses._gram_and_xcorr(x, s))
 
   matrices = np.stack([m for m in _all_mix_matrices(NUM_MIXTURES, num_estimates)])
   matrices = tf.constant(matrices, tf.float32)  # [K, N, M]
@@ -190,14 +193,19 @@ def _cell(result):
   return f"{result['median_s'] * 1e3:,.1f} ms / {result['peak_mb']:,.0f} MB"
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--sizes', default='4,8,12,16,24,32')
-  parser.add_argument('--repeats', type=int, default=11)
-  parser.add_argument('--worker', choices=METHODS + ('timing',))
-  parser.add_argument('--methods', default='')
-  parser.add_argument('--num_estimates', type=int)
-  args = parser.parse_args()
+_SIZES = flags.DEFINE_string('sizes', '4,8,12,16,24,32', 'Values of M to time.')
+_REPEATS = flags.DEFINE_integer('repeats', 11, 'Timed calls per cell (median kept).')
+_WORKER = flags.DEFINE_enum('worker', None, list(METHODS) + ['timing'],
+                            'Internal: run one measurement in this process.')
+_METHODS = flags.DEFINE_string('methods', '', 'Internal: the methods a timing worker runs.')
+_NUM_ESTIMATES = flags.DEFINE_integer('num_estimates', None, 'Internal: M of a worker.')
+
+
+def main(argv):
+  del argv
+  args = types.SimpleNamespace(sizes=_SIZES.value, repeats=_REPEATS.value,
+                               worker=_WORKER.value, methods=_METHODS.value,
+                               num_estimates=_NUM_ESTIMATES.value)
   if args.worker == 'timing':
     run_timing_worker(args.methods.split(','), args.num_estimates, args.repeats)
     return
@@ -215,7 +223,8 @@ def main():
   devices = {r['device'] for r in results.values() if 'device' in r}
   print(f'MixIT assignment, batch {BATCH}, {SECONDS:g} s at {SAMPLE_RATE} Hz, '
         f'N = {NUM_MIXTURES}; median time per call / peak RSS growth; '
-        f'{"/".join(sorted(devices))}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}.')
+        f'{"/".join(sorted(devices))}, {os.cpu_count()} cores, '
+        f'{platform.processor() or platform.machine()}.')
   print()
   print('| M | (a) time-domain remixes | (b) Gram exhaustive | (c) least squares '
         '| Gram + xcorr alone |')
@@ -247,4 +256,4 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  app.run(main)

@@ -23,7 +23,7 @@ from absl import app
 from absl import flags
 
 import mixit  # noqa: F401  (KERAS_BACKEND, quiet start)
-from eval import fuss as fuss_eval  # pylint: disable=g-bad-import-order
+from eval import fuss as fuss_eval
 
 _SAVED_MODEL = flags.DEFINE_multi_string('saved_model', [], 'name=path of a SavedModel to score.')
 _WORK_DIR = flags.DEFINE_string('work_dir', None, 'The workbench folder (real_audio_sets.py).')

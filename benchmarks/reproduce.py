@@ -127,7 +127,7 @@ def _python(*args: str, log: Optional[str] = None) -> None:
 def _ensure_data(root: str) -> None:
   if os.path.exists(os.path.join(root, 'eval_example_list.txt')):
     return
-  from data_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+  from data_pipeline import synthetic
   synthetic.make_dataset(root, _NUM_TRAIN.value, _NUM_VALIDATION.value, _NUM_EVAL.value,
                          seed=_DATA_SEED.value, clip_seconds=CLIP_SECONDS)
 
@@ -378,10 +378,10 @@ def claims(results: Dict[str, dict], weights: Sequence[float]) -> List[str]:
 
 def plot(results: Dict[str, dict], weights: Sequence[float], prefix: str) -> List[str]:
   """MSi vs 1S (marker size by weight) and the rates against the weight; returns the files."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from eval import plots as eval_plots  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
+  from eval import plots as eval_plots
   colors = {4: 'tab:blue', 8: 'tab:orange', 16: 'tab:green'}
   top = max(weights) or 1.0
   figure, axes = plt.subplots(figsize=(7, 5))

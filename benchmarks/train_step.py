@@ -30,7 +30,6 @@ from absl import flags
 import numpy as np
 
 import mixit  # noqa: F401  (KERAS_BACKEND)
-import keras
 import tensorflow as tf
 
 from mixit import gin_config
@@ -66,7 +65,6 @@ def _profiler_flops(function, batch_size, time_samples) -> int:
   a full trace, so the profiler completes the shapes that are only known at run
   time (dynamic reshapes) from the trace before counting.
   """
-  # pylint: disable=g-import-not-at-top
   from tensorflow.python.framework import convert_to_constants
   from tensorflow.python.profiler import model_analyzer
   from tensorflow.python.profiler import option_builder
@@ -99,7 +97,7 @@ def _analytic_training_flops(network, batch, time_samples) -> float:
   """
   frames = int(np.ceil(time_samples / network.hop_samples))
   macs_per_frame = 0
-  for layer in network._flatten_layers(include_self=False):  # pylint: disable=protected-access
+  for layer in network._flatten_layers(include_self=False):
     kernel = getattr(layer, 'kernel', None)
     if kernel is not None and len(kernel.shape) == 2:
       macs_per_frame += int(np.prod(kernel.shape))
@@ -148,7 +146,7 @@ def main(argv):
     batch = {'mom': tf.reduce_sum(mixtures, 1), 'mixtures': mixtures}
 
     @tf.function
-    def forward_backward(mom):
+    def forward_backward(mom, network=network):
       with tf.GradientTape() as tape:
         out = network(mom, training=True)['separated_waveforms']
         objective = tf.reduce_sum(out)
@@ -165,10 +163,10 @@ def main(argv):
       trainer.compile(optimizer=optimizer, jit_compile=_JIT.value)
       optimizer.build(network.trainable_variables)
       step = tf.function(trainer.train_step)
-      step_seconds = _time(lambda: step(batch)['loss'], _STEPS.value)
+      step_seconds = _time(lambda step=step, batch=batch: step(batch)['loss'], _STEPS.value)
 
       @tf.function
-      def loss_only(est, method=method):
+      def loss_only(est, method=method, batch=batch):
         with tf.GradientTape() as tape:
           tape.watch(est)
           mixit_values, _ = losses.mixit_loss(batch['mixtures'], est, method=method)
@@ -177,7 +175,8 @@ def main(argv):
           total += 0.1 * tf.reduce_mean(losses.covariance_loss(est))
         return total, tape.gradient(total, est)
 
-      loss_seconds = _time(lambda: loss_only(estimates), max(_STEPS.value, 5))
+      loss_seconds = _time(lambda loss_only=loss_only, estimates=estimates: loss_only(estimates),
+                           max(_STEPS.value, 5))
       rows.append((num_sources, method, params, step_seconds, batch_size / step_seconds,
                    loss_seconds / step_seconds, profiled, analytic,
                    profiled / step_seconds))

@@ -70,8 +70,8 @@ class AudioDecodeError(ValueError):
 def _tfio_failure_reason() -> Optional[str]:
   """None when tensorflow-io decodes and resamples here, else why not."""
   try:
-    import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
-  except Exception as e:  # pylint: disable=broad-except
+    import tensorflow_io as tfio
+  except Exception as e:
     # On TF != 2.16 the import itself can fail with NotFoundError / OSError.
     return f'import tensorflow_io failed: {type(e).__name__}: {e}'
   try:
@@ -84,7 +84,7 @@ def _tfio_failure_reason() -> Optional[str]:
     resampled = tfio.audio.resample(tf.constant(probe[:, None]), 16000, 8000)
     if int(resampled.shape[0]) != probe.shape[0] // 2:
       return f'tensorflow_io resampled to {resampled.shape[0]} samples, expected 160'
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     return f'tensorflow_io ops do not run: {type(e).__name__}: {e}'
   return None
 
@@ -323,7 +323,7 @@ def _decode_soundfile(data: bytes, path: str) -> Tuple[np.ndarray, int]:
 
 
 def _decode_tfio(data: bytes, path: str) -> Tuple[np.ndarray, int]:
-  import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+  import tensorflow_io as tfio
   kind = _sniff_format(data)
   try:
     if kind == 'wav':
@@ -641,7 +641,7 @@ def _tfio_latency(rate_in: int, rate_out: int) -> int:
   Measured with an impulse at an input sample that maps to a whole output
   sample: the filter's peak lands `latency` samples after that position.
   """
-  import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+  import tensorflow_io as tfio
   common = math.gcd(rate_in, rate_out)
   step_in, step_out = rate_in // common, rate_out // common
   multiple = max(1, math.ceil(256 / step_out))
@@ -665,7 +665,7 @@ class Resampler:
     self._channels = int(channels)
     self._stream = None
     if int(rate_in) != int(rate_out):
-      import soxr  # pylint: disable=g-import-not-at-top
+      import soxr
       self._stream = soxr.ResampleStream(int(rate_in), int(rate_out), self._channels,
                                          dtype='float32', quality='HQ')
 
@@ -696,7 +696,7 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
   if rate_in == rate_out or x.shape[0] == 0:
     return x.copy()
   if backend_name() == 'tfio':
-    import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+    import tensorflow_io as tfio
     columns = x if x.ndim == 2 else x[:, None]
     # tfio's output lags its input by a few samples and loses the tail: pad the
     # input, then cut the latency so both backends return aligned signals.

@@ -147,7 +147,7 @@ def load_pool(folder: str, seed: int, sample_rate: int,
       continue
     try:
       audio, rate = audio_io.read_audio(path, sample_rate)
-    except Exception as error:  # pylint: disable=broad-except
+    except Exception as error:
       message = (str(error).splitlines() or [type(error).__name__])[0]
       if message.startswith(path + ': '):
         message = message[len(path) + 2:]
@@ -240,6 +240,7 @@ def make_dataset(root: str, clips_dir: str, num_train: int, num_validation: int,
   if min_clip_seconds < 0:
     raise ValueError(f'min_clip_seconds must be >= 0, got {min_clip_seconds}')
   split_fractions = check_fractions(split_fractions)
+  synthetic.make_root(root)
   wanted = [split for split, count in counts.items() if count > 0]
   for split in wanted:
     if split_fractions[SPLITS.index(split)] == 0:

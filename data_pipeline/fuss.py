@@ -76,7 +76,7 @@ def _join(root: str, path: str) -> str:
 
 
 def _inside(root: str, path: str) -> bool:
-  """Whether `path` (already joined to `root`) names a file under `root`, after `..` are resolved."""
+  """Whether `path` (already joined to `root`) is under `root`, once `..` are resolved."""
   def split(p):
     scheme, sep, rest = p.partition('://')
     return (scheme, rest) if sep else ('', os.path.abspath(p))

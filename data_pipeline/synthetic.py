@@ -380,6 +380,15 @@ def check_counts(counts: Dict[str, int], sample_rate: int, clip_seconds: float,
                      f'got {list(source_count_probs)}')
 
 
+def make_root(root: str) -> None:
+  """Creates the dataset folder, or raises one ValueError line naming it."""
+  try:
+    tf.io.gfile.makedirs(root)
+  except (tf.errors.OpError, OSError) as e:
+    reason = getattr(e, 'message', None) or str(e)
+    raise ValueError(f'cannot create the output folder {root}: {reason}') from None
+
+
 def write_info(root: str, info: dict) -> str:
   """Writes the generation record `synthetic_fuss.json`; returns its path."""
   path = os.path.join(root, INFO_FILE)
@@ -398,7 +407,7 @@ def make_dataset(root: str, num_train: int, num_validation: int, num_eval: int,
   """
   counts = {'train': num_train, 'validation': num_validation, 'eval': num_eval}
   check_counts(counts, sample_rate, clip_seconds, source_count_probs)
-  tf.io.gfile.makedirs(root)
+  make_root(root)
   lists = {split: make_split(root, split, count, seed, sample_rate, clip_seconds, reverb,
                              source_count_probs)
            for split, count in counts.items() if count > 0}

@@ -242,7 +242,7 @@ def wild_dataset(source: str,
       except (audio_io.AudioDecodeError, FileNotFoundError, ValueError) as e:
         if not skip_bad:
           raise ValueError(f'bad audio file in {source}: {_one_line(e)} (set '
-                           'train_data.skip_bad = True to skip such files)') from None
+                           'wild_mixtures.skip_bad = True to skip such files)') from None
         counter.skip(path, e)
         continue
       keep.append(index)

@@ -152,7 +152,7 @@ def read_separate_record(separated_dir: str) -> dict:
 
 def list_separated(separated_dir: str) -> dict:
   """`{example name: {output index: path}}` for every `<name>_source<i>.wav` in the folder."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   found = {}
   for name in tf.io.gfile.listdir(separated_dir):
     match = _OUTPUT_NAME.fullmatch(name.rstrip('/'))
@@ -516,7 +516,7 @@ def evaluate_separated(separated_dir: str, examples, max_examples: Optional[int]
 
   Same arguments, result and errors as `evaluate`; a missing output raises unless `skip_bad`.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   if not tf.io.gfile.isdir(separated_dir):
     raise ValueError(f'--separated_dir {separated_dir}: not a directory')
   examples = list(examples)
@@ -586,7 +586,7 @@ def check_output_dir(output_dir: str, overwrite: bool = False) -> List[str]:
     ValueError: with `overwrite`, a report file that no earlier run of the evaluator
       recorded (it is never deleted).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   if not tf.io.gfile.exists(output_dir):
     return []
   if not tf.io.gfile.isdir(output_dir):
@@ -635,9 +635,9 @@ def write_report(result: EvaluationResult, output_dir: str, label: Optional[str]
       removed first, so no stale baseline CSV stays beside the new scores); without it an
       earlier report raises FileExistsError. Other files are never touched.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from eval import plots  # pylint: disable=g-import-not-at-top
-  from eval import report  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from eval import plots
+  from eval import report
   comparisons = []
   for path in compare:
     other = report.read_summary_json(path)

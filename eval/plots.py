@@ -7,12 +7,12 @@ from typing import Optional, Sequence, Tuple
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.patches  # pylint: disable=g-import-not-at-top,wrong-import-position
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-import tensorflow as tf  # pylint: disable=wrong-import-position
+import matplotlib.patches
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
 
-from eval import baselines as baselines_lib  # pylint: disable=wrong-import-position
+from eval import baselines as baselines_lib
 
 
 def _save(figure, path: str) -> None:

@@ -8,8 +8,9 @@ slot k, >= num_outputs for zero padding), `active_ref_`, `active_sep_`, `active_
 `power_sources_`, `power_separated_` (mean square), `sisnr_separated_`, `sisnr_mixture_`,
 `sisnr_improvement_source<k>` (dB). The over-separation diagnostics `loudest_output_share`
 (loudest output's power / input power) and `mean_abs_correlation` (mean |cosine| between
-active outputs; empty with fewer than two) follow the counts; they are not FUSS figures. Floats are written with all their digits, so the CSV
-re-reads to exactly the same summary; cells of slots an example does not have are empty.
+active outputs; empty with fewer than two) follow the counts; they are not FUSS figures.
+Floats are written with all their digits, so the CSV re-reads to exactly the same summary;
+cells of slots an example does not have are empty.
 """
 from __future__ import annotations
 

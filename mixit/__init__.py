@@ -1,26 +1,10 @@
 """mixit: sparse, efficient and semantic mixture invariant training.
 
-Also the plumbing shared by the console scripts (light: importing the package
-does not import TensorFlow):
-
-- `run_cli(main, module_name)` is `absl.app.run(main)`, except that `--help` lists
-  the flags of `module_name` (help text and defaults) under the module's
-  docstring, whether the program was started as a console script (`mixit-train`)
-  or as `python -m mixit.commands.train`: absl only lists the flags of the module that
-  `sys.argv[0]` names, which for a console script is the script wrapper.
-- In a command-line process, `import mixit` hides TensorFlow's start-up notices
-  on a CPU-only machine (`quiet_start`: the oneDNN and `cudart_stub` lines,
-  `failed call to cuInit`, C++ INFO lines such as "Sharding callback duration",
-  and the SavedModel warning about the `resource` input name) unless the user
-  set `TF_CPP_MIN_LOG_LEVEL` or `--verbosity`. Our own warnings and errors,
-  TensorFlow's C++ warnings and errors and every other stderr line are kept.
+Importing the package has no side effect beyond choosing Keras's TensorFlow
+backend (`KERAS_BACKEND`, unless already set): it imports no TensorFlow and
+writes nothing. The console scripts' plumbing is `mixit/commands/cli.py`.
 """
-import logging as _logging
 import os as _os
-import re as _re
-import sys as _sys
-import tempfile as _tempfile
-from typing import Optional as _Optional
 
 # Keras 3 must run on the TensorFlow backend: the train step, tf.distribute and
 # SavedModel export all rely on it.
@@ -30,129 +14,6 @@ _os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 def __getattr__(name):
   # Lazy, so that `import mixit` does not pull in TensorFlow.
   if name == 'load_separator':
-    from mixit.serving.separator import load_separator  # pylint: disable=g-import-not-at-top
+    from mixit.serving.separator import load_separator
     return load_separator
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-# The modules behind the console scripts ([project.scripts] of pyproject.toml): `mixit-<name>`
-# is `mixit.commands.<name>`.
-CLI_MODULES = ('mixit.commands.train', 'mixit.commands.export', 'mixit.commands.separate',
-               'mixit.commands.evaluate', 'mixit.commands.make_fuss',
-               'mixit.commands.import_official', 'mixit.commands.demo')
-
-# Start-up lines that TensorFlow writes to stderr before its logging is set up
-# (TF_CPP_MIN_LOG_LEVEL does not reach them).
-_NOISE = _re.compile(
-    r'(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR'
-    r'|^[IW]\d{4} .*\b(port\.cc|cudart_stub\.cc|cpu_feature_guard\.cc)'
-    r'|^E\d{4} .*failed call to cuInit'
-    r'|^To enable the following instructions: .* in other operations, rebuild TensorFlow)')
-
-
-def cli_program() -> _Optional[str]:
-  """The console script or `python -m` module this process runs, if it is one of ours."""
-  name = _os.path.basename(_sys.argv[0] if _sys.argv else '')
-  if name.startswith('mixit-'):
-    return name
-  # `python -m pkg.mod` imports `pkg` before sys.argv[0] names the module.
-  orig = list(getattr(_sys, 'orig_argv', []))
-  if '-m' in orig[:-1] and orig[orig.index('-m') + 1] in CLI_MODULES:
-    return orig[orig.index('-m') + 1]
-  spec = getattr(_sys.modules.get('__main__'), '__spec__', None)
-  return spec.name if getattr(spec, 'name', None) in CLI_MODULES else None
-
-
-def user_chose_log_level(argv=None) -> bool:
-  """True when TF_CPP_MIN_LOG_LEVEL is set or --verbosity/-v is on the command line."""
-  if 'TF_CPP_MIN_LOG_LEVEL' in _os.environ:
-    return True
-  for arg in (_sys.argv if argv is None else argv)[1:]:
-    if arg == '--':
-      break
-    name = arg.lstrip('-').split('=', 1)[0]
-    if arg.startswith('-') and name in ('verbosity', 'v'):
-      return True
-  return False
-
-
-class _DropNotices(_logging.Filter):
-  """Drops two TensorFlow notices: the SavedModel input `resource` is renamed (export), and
-  "Sharding callback duration" (an INFO line at every checkpoint)."""
-
-  def filter(self, record):
-    message = record.getMessage()
-    if message.startswith('Sharding callback duration'):
-      return False
-    return not ('contains input name(s)' in message and 'unsupported characters' in message)
-
-
-def quiet_start(import_tensorflow: bool = True) -> None:
-  """Silences TensorFlow's start-up notices unless the user chose a log level.
-
-  Args:
-    import_tensorflow: import TensorFlow now, with its start-up notices filtered
-      out of stderr (the programs that do not need TensorFlow pass False).
-  """
-  if user_chose_log_level():
-    return
-  _os.environ['TF_CPP_MIN_LOG_LEVEL'] = '1'  # C++ INFO off; warnings and errors stay.
-  # TF logs through both. absl's logger is taken from absl: a `getLogger('absl')` made
-  # before absl.logging is imported would be a plain logger that names the wrong caller.
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  for logger in (_logging.getLogger('tensorflow'), absl_logging.get_absl_logger()):
-    logger.addFilter(_DropNotices())
-  if not import_tensorflow or 'tensorflow' in _sys.modules:
-    return
-  # The notices are written straight to file descriptor 2 while TensorFlow loads
-  # and finds its devices: that output is captured, and all but them written back.
-  _sys.stderr.flush()
-  saved = _os.dup(2)
-  with _tempfile.TemporaryFile() as captured:
-    _os.dup2(captured.fileno(), 2)
-    try:
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      tf.config.list_physical_devices()
-    finally:
-      _sys.stderr.flush()
-      _os.dup2(saved, 2)
-      _os.close(saved)
-      captured.seek(0)
-      text = captured.read().decode('utf-8', 'replace')
-      kept = [line for line in text.splitlines(keepends=True) if not _NOISE.search(line)]
-      _sys.stderr.write(''.join(kept))
-      _sys.stderr.flush()
-
-
-def adopt_flags(module_name: str) -> None:
-  """Makes the flags of `module_name` the ones that `--help` lists first."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  main_key = _sys.argv[0]
-  if module_name == '__main__' or module_name == main_key:
-    return  # `python -m`: absl already files the flags under _sys.argv[0].
-  by_module = flags.FLAGS.flags_by_module_dict()
-  own = by_module.pop(module_name, [])
-  by_module.setdefault(main_key, []).extend(own)
-  for flag in own:
-    flags.FLAGS.register_key_flag_for_module(main_key, flag)
-  main = _sys.modules.get('__main__')
-  module = _sys.modules.get(module_name)
-  if main is not None and not main.__doc__ and module is not None:
-    main.__doc__ = module.__doc__
-
-
-def run_cli(main, module_name: str) -> None:
-  """`absl.app.run(main)` with `--help` showing `module_name`'s flags and docstring."""
-  from absl import app  # pylint: disable=g-import-not-at-top
-  adopt_flags(module_name)
-  app.run(main)
-
-
-def _quiet_cli_start():
-  # A command-line run hides TensorFlow's CPU-only start-up notices; a library
-  # import changes nothing and does not import TensorFlow.
-  if cli_program():
-    quiet_start()
-
-
-_quiet_cli_start()

@@ -52,7 +52,7 @@ def damage(prefix: str) -> Optional[str]:
     reader = tf.train.load_checkpoint(prefix)
     for key in reader.get_variable_to_shape_map():
       reader.get_tensor(key)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     # The reader raises IndexError, DataLossError, OutOfRangeError, ... by the kind of damage.
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     names = ', '.join(datas)
@@ -86,7 +86,7 @@ def _state_path(folder: str) -> Optional[str]:
     return None
   try:
     state = tf.train.get_checkpoint_state(folder)
-  except Exception:  # pylint: disable=broad-except
+  except Exception:
     return None  # an unparsable state file is as good as none
   if state is None or not state.model_checkpoint_path:
     return None

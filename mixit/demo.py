@@ -36,7 +36,6 @@ def run_demo(output_dir: str,
              eval_batch_size: int = 8,
              log_every: int = 100) -> Dict[str, str]:
   """Runs the whole pipeline in `output_dir`; returns the path of each result."""
-  # pylint: disable=g-import-not-at-top
   from data_pipeline import inputs  # noqa: F401  (registers the data configurables)
   from data_pipeline import synthetic
   from eval import fuss as fuss_eval
@@ -46,7 +45,6 @@ def run_demo(output_dir: str,
   from mixit.serving import separate as separate_lib
   from mixit.training import loop as train_loop
   from mixit.training import trainer  # noqa: F401  (registers `trainer`, `optimizer`)
-  # pylint: enable=g-import-not-at-top
 
   paths = {
       'data': os.path.join(output_dir, 'data'),
@@ -80,7 +78,7 @@ def run_demo(output_dir: str,
             f'SEED = {seed}', f'training.num_steps = {num_steps}',
             f'training.log_every = {log_every}'] + list(gin_params)
   gin_config.parse(gin_files, params)
-  import keras  # pylint: disable=g-import-not-at-top
+  import keras
   keras.utils.set_random_seed(seed)
   train_loop.train(paths['model_dir'])
   timings['train'] = time.time() - started
@@ -100,7 +98,7 @@ def run_demo(output_dir: str,
   timings['evaluate'] = time.time() - started
 
   started = time.time()
-  from data_pipeline import fuss  # pylint: disable=g-import-not-at-top
+  from data_pipeline import fuss
   first = fuss.read_example_list(eval_list)[0]
   logging.info('[5/5] separating %s', first.mixture_path)
   result = separate_lib.separate_files(paths['saved_model'], first.mixture_path,

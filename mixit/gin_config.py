@@ -230,15 +230,15 @@ def check_binding_types(module_prefixes: Sequence[str] = ('mixit.', 'data_pipeli
   got str` before anything runs, instead of a TypeError deep in the pipeline.
   """
   problems = []
-  for (scope, selector), values in list(gin_lib_config._CONFIG.items()):  # pylint: disable=protected-access
+  for (scope, selector), values in list(gin_lib_config._CONFIG.items()):
     if selector == 'gin.macro' or not selector.startswith(tuple(module_prefixes)):
       continue
-    configurable = gin_lib_config._REGISTRY.get_match(selector)  # pylint: disable=protected-access
+    configurable = gin_lib_config._REGISTRY.get_match(selector)
     if configurable is None:
       continue
     try:
       hints = typing.get_type_hints(configurable.wrapped)
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       continue
     for parameter, raw in values.items():
       if parameter not in hints:

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 # Re-exported: `mixit.losses.min_cost_assignment` stays importable.
-from mixit.assignment import min_cost_assignment  # pylint: disable=unused-import
+from mixit.assignment import min_cost_assignment  # noqa: F401
 
 # Added inside every log/division of signal powers so that silent signals give
 # finite values and gradients (docs/formulas.md, "Thresholded SNR loss").

@@ -8,7 +8,7 @@ import os
 os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest
 
 # Synthetic clips of the training tests: short and at a low rate, so a step takes milliseconds.
 SAMPLE_RATE = 8000
@@ -29,8 +29,8 @@ def write_fuss_eval_folder(root, examples, rate, source_name=lambda j: f's{j}'):
   `examples` is a list of source arrays `[S, T]`; each source is quantised to 16 bits (as a
   FUSS wav holds it), the mixture is written as float. Returns (list path, {name: sources}).
   """
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from data_pipeline import audio_io  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from data_pipeline import audio_io
   lines, all_sources = [], {}
   for index, sources in enumerate(examples):
     name = f'example{index:05d}'
@@ -45,7 +45,7 @@ def write_fuss_eval_folder(root, examples, rate, source_name=lambda j: f's{j}'):
     lines.append('\t'.join([f'eval/{name}.wav'] + paths))
     all_sources[name] = sources
   list_path = os.path.join(root, 'eval_example_list.txt')
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   with tf.io.gfile.GFile(list_path, 'w') as f:  # `root` may be on ram:// (`ram_dir`)
     f.write('\n'.join(lines) + '\n')
   return list_path, all_sources
@@ -55,8 +55,8 @@ def write_fuss_eval_folder(root, examples, rate, source_name=lambda j: f's{j}'):
 def ram_dir():
   """A fresh folder on TensorFlow's in-memory file system (`ram://...`), removed afterwards:
   a non-local path that everything going through `tf.io.gfile` must handle."""
-  import uuid  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import uuid
+  import tensorflow as tf
   path = f'ram://mixit_test_{uuid.uuid4().hex}'
   tf.io.gfile.makedirs(path)
   yield path
@@ -79,7 +79,7 @@ def make_synthetic_fuss(tmp_path_factory):
 
   def make(num_train, num_validation, num_eval=0, seed=1, sample_rate=SAMPLE_RATE,
            clip_seconds=CLIP_SECONDS):
-    from data_pipeline import synthetic  # pylint: disable=g-import-not-at-top
+    from data_pipeline import synthetic
     key = (num_train, num_validation, num_eval, seed, sample_rate, clip_seconds)
     if key not in made:
       root = str(tmp_path_factory.mktemp('synthetic_fuss'))

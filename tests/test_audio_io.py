@@ -19,7 +19,7 @@ def _available_backends():
   if FORCED in audio_io.BACKENDS:
     return [FORCED]
   backends = ['soundfile']
-  if audio_io._tfio_failure_reason() is None:  # pylint: disable=protected-access
+  if audio_io._tfio_failure_reason() is None:
     backends.append('tfio')
   return backends
 
@@ -53,7 +53,7 @@ def test_backend_follows_the_environment():
     if FORCED in audio_io.BACKENDS:
       assert name == FORCED
     else:
-      expected = 'tfio' if audio_io._tfio_failure_reason() is None else 'soundfile'  # pylint: disable=protected-access
+      expected = 'tfio' if audio_io._tfio_failure_reason() is None else 'soundfile'
       assert name == expected
     assert audio_io.backend_name() == name  # chosen once
   finally:
@@ -62,7 +62,7 @@ def test_backend_follows_the_environment():
 
 @pytest.mark.skipif(FORCED != 'tfio', reason='only where MIXIT_AUDIO_BACKEND=tfio (second CI env)')
 def test_forced_tfio_backend_is_really_used(tmp_path, monkeypatch):
-  import sys  # pylint: disable=g-import-not-at-top
+  import sys
   audio_io.set_backend(None)
   assert audio_io.backend_name() == 'tfio'
   assert 'tensorflow_io' in sys.modules
@@ -78,7 +78,7 @@ def test_forced_tfio_backend_is_really_used(tmp_path, monkeypatch):
   def no_soxr(*args, **kwargs):
     raise AssertionError('soxr used on the tfio backend')
 
-  import soxr  # pylint: disable=g-import-not-at-top
+  import soxr
   monkeypatch.setattr(audio_io, '_decode_soundfile', no_soundfile)
   monkeypatch.setattr(soxr, 'resample', no_soxr)
   y, rate = audio_io.read_audio(path)
@@ -166,8 +166,8 @@ def test_resample_reproduces_a_sine(backend, rate_in, rate_out):
 @pytest.mark.parametrize('rate_in,rate_out', [(44100, 16000), (16000, 8000), (11025, 16000)])
 def test_resample_is_aligned_with_polyphase_reference(backend, rate_in, rate_out):
   """No latency, no lost tail: a delay would hide from the sine test (whole periods)."""
-  import math  # pylint: disable=g-import-not-at-top
-  import scipy.signal  # pylint: disable=g-import-not-at-top
+  import math
+  import scipy.signal
   rng = np.random.default_rng(6)
   n = rate_in // 2
   # Noise band-limited well inside both Nyquist bands, so all resamplers agree.
@@ -389,7 +389,7 @@ def test_discarded_writer_writes_nothing(ram_dir):
 
 def _wav_with_empty_data_chunk(path):
   """A 16-bit WAV whose data chunk declares 0 bytes and ends the file."""
-  import io  # pylint: disable=g-import-not-at-top
+  import io
   buffer = io.BytesIO()
   soundfile.write(buffer, np.zeros(100, np.float32), 8000, format='WAV', subtype='PCM_16')
   data = buffer.getvalue()
@@ -413,8 +413,8 @@ def test_empty_data_chunk_is_one_line_naming_the_file(tmp_path, ram_dir, backend
 def _streamed_wav(samples, rate, subtype, declared):
   """`samples` as a WAV whose data chunk size is `declared` (0 or 0xFFFFFFFF), the way a
   writer that streams and never goes back to fill in the size leaves it."""
-  import io  # pylint: disable=g-import-not-at-top
-  import struct  # pylint: disable=g-import-not-at-top
+  import io
+  import struct
   buffer = io.BytesIO()
   soundfile.write(buffer, samples, rate, format='WAV', subtype=subtype)
   data = buffer.getvalue()
@@ -451,7 +451,7 @@ def test_streamed_wav_reads_in_blocks_to_the_end(tmp_path, ram_dir, declared, su
 
 
 def test_streamed_wav_of_a_format_it_cannot_read_is_one_line_naming_the_file(tmp_path):
-  import struct  # pylint: disable=g-import-not-at-top
+  import struct
   data = bytearray(_streamed_wav(np.zeros(400, np.float32), 8000, 'PCM_16', 0))
   fmt_at = bytes(data).index(b'fmt ')
   data[fmt_at + 8:fmt_at + 10] = struct.pack('<H', 0x11)  # IMA ADPCM: not a raw format

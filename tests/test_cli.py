@@ -133,7 +133,7 @@ def test_quiet_start_and_a_users_log_level_wins(tmp_path):
 
 
 def test_user_chose_log_level():
-  import mixit as cli  # pylint: disable=import-outside-toplevel
+  from mixit.commands import cli
   saved = os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None)
   try:
     assert not cli.user_chose_log_level(['mixit-train', '--model_dir=x'])
@@ -165,7 +165,7 @@ def test_verbosity_flag_brings_the_notices_back(tmp_path):
 
 
 def test_progress_line_has_a_real_rate_or_none():
-  from mixit.training import loop  # pylint: disable=import-outside-toplevel
+  from mixit.training import loop
   progress = loop.Progress(num_steps=10)
   first = progress.line(1, {'loss': 1.0}, now=100.0)
   assert 'nan' not in first and 'steps/s' not in first and 'ETA' not in first
@@ -173,3 +173,46 @@ def test_progress_line_has_a_real_rate_or_none():
   second = progress.line(3, {'loss': 0.5}, now=104.0)
   assert '0.50 steps/s' in second  # 2 steps in 4 s
   assert 'ETA' in second and 'nan' not in second
+
+
+def test_import_mixit_has_no_side_effects(tmp_path):
+  """Even in a process named like a command, `import mixit` neither imports TensorFlow nor
+  touches stderr (the quiet start belongs to `mixit.commands`)."""
+  script = tmp_path / 'mixit-train'
+  script.write_text(
+      'import os, sys\n'
+      'before = os.fstat(2)\n'
+      'import mixit\n'
+      'after = os.fstat(2)\n'
+      "print('tensorflow' in sys.modules, (before.st_ino, before.st_dev) == "
+      "(after.st_ino, after.st_dev), os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n")
+  result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env=_env())
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ['False', 'True', 'None']
+  assert result.stderr == ''
+
+
+@pytest.mark.parametrize('script, args, expected', [
+    ('mixit-make-fuss', ['--output_dir=/proc/nonexistent/x', '--num_train=1',
+                         '--num_validation=0', '--num_eval=0', '--clip_seconds=0.1',
+                         '--sample_rate=8000'], '/proc/nonexistent/x'),
+    ('mixit-demo', ['--num_steps=-5', '--output_dir={tmp}/demo'], '--num_steps must be'),
+    ('mixit-export', ['--model_dir={tmp}/none', '--output_dir={tmp}/e'], '{tmp}/none'),
+    ('mixit-evaluate', ['--example_list={tmp}/none.txt', '--output_dir={tmp}/r',
+                        '--separated_dir={tmp}'], 'none.txt'),
+    ('mixit-separate', ['--saved_model={tmp}/none', '--input={tmp}', '--output_dir={tmp}/o'],
+     '{tmp}/none'),
+    ('mixit-import-official', ['--checkpoint={tmp}/none', '--output_dir={tmp}/o'],
+     '{tmp}/none'),
+    ('mixit-train', ['--model_dir={tmp}/m', '--gin_file={tmp}/none.gin'], 'none.gin'),
+])
+def test_every_command_fails_in_one_error_line(tmp_path, script, args, expected):
+  args = [a.format(tmp=tmp_path) for a in args]
+  result = subprocess.run([_script(script)] + args, capture_output=True, text=True,
+                          timeout=300, cwd=REPO, env=_env())
+  assert result.returncode == 1, result.stderr[-2000:]
+  lines = [line for line in result.stderr.splitlines() if line.startswith(f'{script}: error:')]
+  assert len(lines) == 1, result.stderr[-2000:]
+  assert expected.format(tmp=tmp_path) in lines[0]
+  assert 'Traceback' not in result.stderr and ' at 0x' not in lines[0]

@@ -244,7 +244,8 @@ def test_a_folder_of_only_bad_clips_is_refused_in_one_line(tmp_path):
                 '--num_validation=0', '--num_eval=0', '--split_fractions=1,0,0',
                 f'--sample_rate={RATE}', '--clip_seconds=1')
   assert result.returncode == 1
-  errors = [line for line in result.stderr.splitlines() if line.startswith('mixit-make-fuss:')]
+  errors = [line for line in result.stderr.splitlines()
+            if line.startswith('mixit-make-fuss: error:')]
   assert len(errors) == 1 and folder in errors[0] and 'train split has no usable clip' in errors[0]
   assert 'Traceback' not in result.stderr
   assert not os.path.exists(out / 'train_example_list.txt')
@@ -281,7 +282,6 @@ def test_the_synthetic_generator_writes_what_it_wrote_before(tmp_path):
 
 def test_tiny_end_to_end_make_train_export_evaluate(tmp_path, clip_folder):
   """Make a set from clips, train a few steps on it, export, and score with the evaluator."""
-  # pylint: disable=g-import-not-at-top
   import gin
   from data_pipeline import inputs  # noqa: F401
   from eval import fuss as fuss_eval
@@ -290,7 +290,6 @@ def test_tiny_end_to_end_make_train_export_evaluate(tmp_path, clip_folder):
   from mixit.serving import export as export_lib
   from mixit.training import loop as train_loop
   from mixit.training import trainer  # noqa: F401
-  # pylint: enable=g-import-not-at-top
   data = str(tmp_path / 'data')
   clips.make_dataset(data, clip_folder, num_train=8, num_validation=2, num_eval=3, seed=5,
                      sample_rate=RATE, clip_seconds=0.5, split_fractions=(0.6, 0.2, 0.2))

@@ -66,8 +66,9 @@ def _design_graph():
 def test_design_md_arrows_are_the_imports():
   code = {module: deps for module, (deps, _) in _code_graph().items()}
   design = _design_graph()
-  # Package __init__ files other than mixit's hold no code: DESIGN.md need not list them.
-  for module in [m for m in code if m != 'mixit' and _is_package(m)]:
+  # Package __init__ files other than mixit's and mixit.commands' (the quiet start of a
+  # command-line run) hold no code: DESIGN.md need not list them.
+  for module in [m for m in code if m not in ('mixit', 'mixit.commands') and _is_package(m)]:
     assert not code.pop(module), f'{module}/__init__.py imports package modules'
   assert sorted(set(code) - set(design)) == [], 'modules missing from DESIGN.md'
   assert sorted(set(design) - set(code)) == [], 'DESIGN.md lists modules that do not exist'

@@ -300,7 +300,8 @@ class TestCsv:
   def test_csv_rereads_to_the_same_summary(self, tmp_path):
     examples = make_examples()
     rng = np.random.default_rng(0)
-    noisy_split = lambda s: split_first(s) + 0.05 * rng.normal(size=(len(s) + 1, LENGTH))
+    def noisy_split(s):
+      return split_first(s) + 0.05 * rng.normal(size=(len(s) + 1, LENGTH))
     result = fuss.evaluate(PlantedModel(examples, noisy_split, 5), examples, baselines=())
     path = str(tmp_path / 'scores.csv')
     report.write_scores_csv(result.rows, path)
@@ -404,8 +405,8 @@ class TestFiles:
   def test_list_and_separated_outputs_on_ram(self, ram_dir):
     """A FUSS list on ram://, separated by mixit-separate into ram://, evaluated from there:
     the same rows as the same separation in memory."""
-    from mixit.serving import separate  # pylint: disable=g-import-not-at-top
-    from mixit.serving import separator as separator_lib  # pylint: disable=g-import-not-at-top
+    from mixit.serving import separate
+    from mixit.serving import separator as separator_lib
     list_path, _ = write_fuss(f'{ram_dir}/fuss')
     examples = fuss_data.read_example_list(list_path)
 
@@ -618,8 +619,8 @@ def summary_without_extras(summary):
 def test_msi_vs_1s_plot_keeps_capped_points_off_the_scale():
   """An oracle 1S at the +80 dB cap sits on the top edge, labelled, and the axis spans the
   models' points instead of 0..80 dB."""
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  from eval import plots  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
+  from eval import plots
   figure, axes = plt.subplots()
   points = [(8.0, 14.0, {'label': 'model'}, 'model'), (9.0, 12.0, {'label': 'other'}, 'other'),
             (15.0, CAP, {'label': 'oracle', 'marker': 'x'}, None)]
@@ -634,8 +635,8 @@ def test_msi_vs_1s_plot_keeps_capped_points_off_the_scale():
 def test_msi_vs_1s_plot_of_a_run_with_nothing_to_plot_writes_a_note_without_warnings(tmp_path):
   """A report of only 1-source (or only multi-source) examples has no MSi-vs-1S point: the plot
   says so in words, with no empty legend (matplotlib warns on one)."""
-  import warnings  # pylint: disable=g-import-not-at-top
-  from eval import plots  # pylint: disable=g-import-not-at-top
+  import warnings
+  from eval import plots
   path = str(tmp_path / 'msi_vs_1s.png')
   with warnings.catch_warnings():
     warnings.simplefilter('error')

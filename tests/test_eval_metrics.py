@@ -234,7 +234,7 @@ class TestScoreExample:
 def test_pooled_sums_give_the_evaluator_summary():
   """`pooled_sums` (training-time validation) pools exactly as `eval.fuss.summarize` does
   from the per-example rows of `mixit-evaluate`."""
-  from eval import fuss  # pylint: disable=g-import-not-at-top
+  from eval import fuss
   rng = np.random.default_rng(0)
   batch, num_refs, num_est, time = 6, 4, 5, 400
   sources = rng.standard_normal((batch, num_refs, time))

@@ -290,8 +290,8 @@ def test_a_model_dir_written_before_the_sources_still_exports(tmp_path, old):
   """config.gin files of the code before the network parts, the data sources and the
   gin-configured loss settings (`network.*`, `train_data.mode`, `trainer.*`, ...) export,
   also in a process that has imported the training configurables."""
-  from data_pipeline import inputs  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-  from mixit.training import trainer  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  from data_pipeline import inputs  # noqa: F401
+  from mixit.training import trainer  # noqa: F401
   model_dir = tmp_path / 'run'
   model_dir.mkdir()
   with open(os.path.join(OLD_CONFIGS, old)) as f:

@@ -259,8 +259,8 @@ def test_evaluator_names_examples_whose_output_count_differs(tmp_path):
 def test_evaluate_refuses_an_earlier_report_and_overwrites_only_its_own_files(tmp_path):
   list_path, all_sources = _fuss_folder(str(tmp_path / 'fuss'), 2)
   sep = tmp_path / 'sep'
-  for name, sources in all_sources.items():
-    for i, source in enumerate(sources):
+  for name, planted in all_sources.items():
+    for i, source in enumerate(planted):
       audio_io.write_wav(str(sep / f'{name}_source{i}.wav'), source, RATE, subtype='FLOAT')
   out = tmp_path / 'out'
   out.mkdir()

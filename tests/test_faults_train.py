@@ -248,14 +248,15 @@ def test_train_failures_are_one_line_and_config_is_written_after_validation(fuss
   model_dir = str(tmp_path / 'model')
   wrong_type = _train_subprocess(cli_args(fuss_root, model_dir, "batch_size = 'x'"))
   assert wrong_type.returncode == 1
-  error_lines = [l for l in wrong_type.stderr.splitlines() if 'mixit-train: error:' in l]
+  error_lines = [line for line in wrong_type.stderr.splitlines()
+                 if 'mixit-train: error:' in line]
   assert len(error_lines) == 1, wrong_type.stderr[-3000:]
   assert "train_data.batch_size = 'x' (macro batch_size): expected int, got str" in \
       error_lines[0]
   assert 'Traceback' not in wrong_type.stderr
   missing = _train_subprocess(cli_args(str(tmp_path / 'nowhere'), model_dir))
   assert missing.returncode == 1
-  error, = [l for l in missing.stderr.splitlines() if 'mixit-train: error:' in l]
+  error, = [line for line in missing.stderr.splitlines() if 'mixit-train: error:' in line]
   assert 'nowhere' in error and 'Traceback' not in missing.stderr
   # The error ends the output: no traceback, no configurable context after it.
   assert missing.stderr.strip().splitlines()[-1] == error
@@ -359,8 +360,8 @@ def _wild_args(fuss_root, wild_dir, model_dir):
 
 
 def _bad_wild_folder(tmp_path, kind):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import soundfile  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import soundfile
   wild_dir = tmp_path / 'wild'
   wild_dir.mkdir()
   rng = np.random.default_rng(0)
@@ -378,7 +379,7 @@ def _bad_wild_folder(tmp_path, kind):
 
 def _assert_prompt_named_exit(fuss_root, wild_dir, model_dir, runs, deadline_s):
   outcomes = []
-  for run in range(runs):
+  for _ in range(runs):
     shutil.rmtree(model_dir, ignore_errors=True)
     started = time.monotonic()
     try:
@@ -387,8 +388,8 @@ def _assert_prompt_named_exit(fuss_root, wild_dir, model_dir, runs, deadline_s):
     except subprocess.TimeoutExpired:
       outcomes.append(('hang', time.monotonic() - started))
       continue
-    named = [l for l in result.stderr.splitlines()
-             if l.startswith('mixit-train: error:') and 'bad.wav' in l]
+    named = [line for line in result.stderr.splitlines()
+             if line.startswith('mixit-train: error:') and 'bad.wav' in line]
     outcomes.append((result.returncode, len(named), round(time.monotonic() - started, 1)))
   assert all(o[0] == 1 and o[1] == 1 for o in outcomes), outcomes
 

@@ -163,7 +163,7 @@ def test_paper_configs_choose_the_data_source_their_names_say():
       expected = (sources.FussSources if stem.startswith('supervised') else
                   sources.SemiSupervised if stem.startswith('semi_supervised') else
                   sources.WildMixtures if stem.startswith('wild') else sources.FussMixtures)
-      assert type(source) is expected, gin_file  # pylint: disable=unidiomatic-typecheck
+      assert type(source) is expected, gin_file
     finally:
       gin.clear_config()
 

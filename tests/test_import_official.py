@@ -114,7 +114,7 @@ def test_import_reproduces_the_official_output(variant, tmp_path):
     pytest.param('mixit_neurips2020', marks=pytest.mark.slow),
 ])
 def test_exported_saved_model_reproduces_the_official_output(variant, tmp_path):
-  from mixit.serving import export  # pylint: disable=g-import-not-at-top
+  from mixit.serving import export
   model_dir = tmp_path / 'model'
   import_official.import_checkpoint(prefix(variant), str(model_dir))
   gin.clear_config()

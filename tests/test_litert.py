@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-import mixit  # sets KERAS_BACKEND
+import mixit  # noqa: F401  (sets KERAS_BACKEND)
 import tensorflow as tf
 
 from mixit import gin_config
@@ -71,7 +71,7 @@ def test_litert_equals_saved_model(tmp_path, front_end):
 def test_dft_bases_equal_tf_signal():
   """The conv STFT/iSTFT equal tf.signal.stft / inverse_stft (float64 references)."""
   front_end = layers.StftFrontEnd(512, 128)
-  replacement = litert._DftStft(front_end)  # pylint: disable=protected-access
+  replacement = litert._DftStft(front_end)
   x = np.random.default_rng(0).standard_normal([1, 3000]).astype(np.float32)
   real, imag = replacement.encode(tf.constant(x))
   reference = front_end.encode(tf.constant(x)).numpy()

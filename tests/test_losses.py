@@ -219,7 +219,8 @@ def test_gradient_reaches_estimates_not_assignment(method):
   e_plus[0, 1, 5] += h
   e_minus[0, 1, 5] -= h
   a = mix_matrix.numpy()
-  f = lambda est: np_snr_loss(mixtures, np.einsum('bnm,bmt->bnt', a, est)).mean(1).sum()
+  def f(est):
+    return np_snr_loss(mixtures, np.einsum('bnm,bmt->bnt', a, est)).mean(1).sum()
   np.testing.assert_allclose(grad[0, 1, 5], (f(e_plus) - f(e_minus)) / (2 * h), rtol=2e-2)
 
 
@@ -615,7 +616,7 @@ def test_default_sparsity_penalises_every_copies_split():
 
 
 def trainer_defaults():
-  from mixit.training import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  from mixit.training import trainer as trainer_lib
   return {'sparsity_kind': trainer_lib.LossSettings().sparsity_kind}
 
 

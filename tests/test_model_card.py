@@ -6,13 +6,12 @@ import os
 import numpy as np
 import pytest
 
-import mixit  # sets KERAS_BACKEND
-import tensorflow as tf
+import mixit  # noqa: F401  (sets KERAS_BACKEND)
 
 from mixit.serving import export
 from mixit.serving import model_card
 
-from test_litert import make_model_dir  # pylint: disable=g-bad-import-order
+from test_litert import make_model_dir
 
 SUMMARY = {'msi': 11.234, '1s': 37.5, 'under_separation': 0.125, 'over_separation': 0.375,
            'per_count': {}, 'num_examples': 17}
@@ -116,9 +115,9 @@ def test_card_shows_litert_usage():
 
 def test_export_command_writes_tflite_and_card_with_the_given_summary(run, tmp_path):
   """`mixit-export --litert --eval_summary S` (the console script): the flags reach the export."""
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  from ai_edge_litert import interpreter as litert_interpreter  # pylint: disable=g-import-not-at-top
+  import subprocess
+  import sys
+  from ai_edge_litert import interpreter as litert_interpreter
   model_dir, _ = run
   summary = tmp_path / 'summary.json'
   summary.write_text(json.dumps(SUMMARY))

@@ -207,7 +207,7 @@ def test_input_fn_errors(root):
 
 
 def test_gin_configs_compose(root):
-  from mixit import gin_config  # pylint: disable=g-import-not-at-top
+  from mixit import gin_config
   params = [f'DATA_ROOT = {root!r}', f'SAMPLE_RATE = {RATE}', f'CLIP_SECONDS = {CLIP}',
             'SEED = 0', 'train_data.batch_size = 2', 'eval_data.batch_size = 2']
   gin_config.parse(['datasets/synthetic.gin', 'datasets/semi_supervised.gin',
@@ -221,7 +221,7 @@ def test_gin_configs_compose(root):
     with pytest.raises(FileNotFoundError, match='ssdata_reverb'):
       inputs.train_input_fn()
   finally:
-    import gin  # pylint: disable=g-import-not-at-top
+    import gin
     gin.clear_config()
 
 
@@ -236,12 +236,12 @@ def test_gin_configs_compose(root):
     (['datasets/wild_folder.gin'], ["WILD_SOURCE = '/data/recordings'"], sources.WildMixtures),
 ], ids=['fuss_mixtures', 'fuss_sources', 'semi_supervised', 'wild_mixtures'])
 def test_gin_chooses_the_data_source(gin_files, params, expected):
-  import gin  # pylint: disable=g-import-not-at-top
-  from mixit import gin_config  # pylint: disable=g-import-not-at-top
+  import gin
+  from mixit import gin_config
   gin_config.parse(gin_files, ["DATA_ROOT = '/data/fuss'"] + params)
   try:
     source = gin.query_parameter('train_data.source').scoped_configurable_fn()
-    assert type(source) is expected  # pylint: disable=unidiomatic-typecheck
+    assert type(source) is expected
     if expected is sources.WildMixtures:
       assert source.path == '/data/recordings'
     else:
@@ -263,7 +263,7 @@ def _same_batches(dataset, other, count=2):
 def test_old_train_data_names_choose_the_same_source_and_batches(root):
   """Model dirs and scripts of the string-mode API pass `mode`, `data_root`, ...: they get
   the source object those names describe, and the very same batches."""
-  from data_pipeline import old_train_data  # pylint: disable=g-import-not-at-top
+  from data_pipeline import old_train_data
   wild_folder = os.path.join(root, 'train')
   fuss = sources.FussMixtures(data_root=root)
   supervised = sources.FussSources(data_root=root)
@@ -288,8 +288,8 @@ def test_old_train_data_names_choose_the_same_source_and_batches(root):
 
 def test_old_names_set_their_field_on_the_chosen_source(root):
   """An old name on top of a config that chooses a source sets the field it became."""
-  import dataclasses  # pylint: disable=g-import-not-at-top
-  from data_pipeline import old_train_data  # pylint: disable=g-import-not-at-top
+  import dataclasses
+  from data_pipeline import old_train_data
   wild = sources.WildMixtures(path='/data/recordings', labels_csv='/data/labels.csv')
   assert old_train_data.apply(wild, {'skip_bad': True}) == dataclasses.replace(wild,
                                                                                 skip_bad=True)
@@ -309,8 +309,8 @@ def test_old_names_set_their_field_on_the_chosen_source(root):
 
 
 def test_old_names_in_gin_on_top_of_the_shipped_configs(root):
-  import gin  # pylint: disable=g-import-not-at-top
-  from mixit import gin_config  # pylint: disable=g-import-not-at-top
+  import gin
+  from mixit import gin_config
   params = [f'DATA_ROOT = {root!r}', f'SAMPLE_RATE = {RATE}', f'CLIP_SECONDS = {CLIP}',
             'SEED = 0', 'train_data.batch_size = 2', "train_data.mode = 'supervised'"]
   gin_config.parse(['datasets/synthetic.gin'], params)

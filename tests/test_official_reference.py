@@ -7,7 +7,6 @@ of the STFT feature normalisation (TF's FusedBatchNorm kernel). The fixture's
 official output validates the reference; the reference then stands in for the
 official code at lengths the fixtures do not have.
 """
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,7 +15,7 @@ from mixit import import_official
 from mixit import model
 import official_reference
 # The fixtures' folder and reader, the variants, the error measure and the autouse gin reset.
-from test_import_official import clear_gin  # pylint: disable=unused-import
+from test_import_official import clear_gin  # noqa: F401
 from test_import_official import FIXTURES, VARIANTS, relative_error
 from test_import_official import reference as fixture_io
 

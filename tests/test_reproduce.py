@@ -41,7 +41,7 @@ def test_best_weight_reads_validation_only():
 def test_plan_compares_methods_at_the_best_weight_with_two_seeds():
   weights = [0.0, 20.0]
   results = {}
-  plan = reproduce._plan(weights, results)  # pylint: disable=protected-access
+  plan = reproduce._plan(weights, results)
   runs = []
   for run in plan:
     runs.append(run)

@@ -419,8 +419,8 @@ def test_input_listing_errors(tmp_path):
 
 def _ram_write(path, waveform, rate, fmt='WAV', subtype='PCM_16'):
   """Writes a file of any libsndfile format to a gfile path (ram://)."""
-  import io  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import io
+  import tensorflow as tf
   buffer = io.BytesIO()
   soundfile.write(buffer, waveform, rate, format=fmt, subtype=subtype)
   tf.io.gfile.makedirs(os.path.dirname(path))
@@ -430,14 +430,14 @@ def _ram_write(path, waveform, rate, fmt='WAV', subtype='PCM_16'):
 
 
 def _ram_read(path):
-  import io  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import io
+  import tensorflow as tf
   with tf.io.gfile.GFile(path, 'rb') as f:
     return soundfile.read(io.BytesIO(f.read()), dtype='float32')[0]
 
 
 def test_file_and_folder_separate_to_and_from_ram(tmp_path, ram_dir):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   separator = _band_separator(shuffle=False)
   # A local file into a ram:// output dir.
   local = _write(tmp_path / 'mix.wav', _two_tones(5.0), RATE)
@@ -471,7 +471,7 @@ def test_file_and_folder_separate_to_and_from_ram(tmp_path, ram_dir):
 
 
 def test_empty_data_chunk_is_one_line_naming_the_file(tmp_path):
-  import io  # pylint: disable=g-import-not-at-top
+  import io
   buffer = io.BytesIO()
   soundfile.write(buffer, np.zeros(100, np.float32), RATE, format='WAV', subtype='PCM_16')
   data = buffer.getvalue()
@@ -483,7 +483,7 @@ def test_empty_data_chunk_is_one_line_naming_the_file(tmp_path):
 
 
 def test_separate_and_wild_list_folders_with_the_one_extension_list(tmp_path):
-  from data_pipeline import wild  # pylint: disable=g-import-not-at-top
+  from data_pipeline import wild
   folder = tmp_path / 'in'
   folder.mkdir()
   names = [f'x{i}{ext}' for i, ext in enumerate(audio_io.AUDIO_EXTENSIONS)]

@@ -110,8 +110,8 @@ def test_reverb_adds_decaying_tails():
   n = RATE
   dry = np.zeros(n)
   dry[RATE // 10] = 1.0
-  rir = synthetic._room_impulse_response(np.random.default_rng(0), RATE, rt60=0.5)  # pylint: disable=protected-access
-  wet = synthetic._fft_convolve(dry, rir)  # pylint: disable=protected-access
+  rir = synthetic._room_impulse_response(np.random.default_rng(0), RATE, rt60=0.5)
+  wet = synthetic._fft_convolve(dry, rir)
   energy_db = 10 * np.log10(np.convolve(wet ** 2, np.ones(80) / 80, 'same') + 1e-20)
   start = RATE // 10 + 80
   after_quarter = start + int(0.25 * RATE)
@@ -140,7 +140,7 @@ def test_source_kinds_are_acoustically_distinct():
   features, kinds = [], []
   for k, kind in enumerate(synthetic.CLASS_NAMES):
     for index in range(24):
-      signal = synthetic._GENERATORS[kind](n, np.random.default_rng([0, k, index]), RATE)  # pylint: disable=protected-access
+      signal = synthetic._GENERATORS[kind](n, np.random.default_rng([0, k, index]), RATE)
       features.append(_features(signal, n))
       kinds.append(k)
   features, kinds = np.array(features), np.array(kinds)
@@ -172,7 +172,7 @@ def test_cli_writes_reverberant_data(tmp_path):
   assert 'train: ' in result.stdout
   examples = fuss.read_example_list(os.path.join(out, 'eval_example_list.txt'))
   assert len(examples) == 1
-  import json  # pylint: disable=g-import-not-at-top
+  import json
   with open(os.path.join(out, 'synthetic_fuss.json')) as f:
     info = json.load(f)
   assert info['reverb'] is True and info['seed'] == 3 and info['sample_rate'] == RATE

@@ -15,7 +15,6 @@ import pytest
 import mixit  # noqa: F401
 from absl import flags
 import gin
-import keras
 import tensorflow as tf
 
 from mixit import gin_config

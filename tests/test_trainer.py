@@ -2,7 +2,6 @@
 losses and data pipeline on synthetic FUSS data."""
 import dataclasses
 import inspect
-import itertools
 import math
 
 import numpy as np
@@ -362,7 +361,7 @@ def test_jit_compiled_step_matches_the_plain_step(fuss_root):
     assert float(logs['loss']) == pytest.approx(
         float(logs['mixit']) + 1.0 * float(logs['sparsity']), rel=1e-5)
     assert trainer.jit_compile is jit
-    assert (trainer._xla_forward_backward is not None) == jit  # pylint: disable=protected-access
+    assert (trainer._xla_forward_backward is not None) == jit
     results.append((float(logs['loss']), [v.numpy() for v in network.trainable_variables]))
   assert results[0][0] == pytest.approx(results[1][0], rel=1e-4, abs=1e-4)
   for a, b in zip(results[0][1], results[1][1]):

@@ -1,4 +1,5 @@
-"""In-the-wild reader: mixed formats/rates/channels vs soundfile + soxr, crops, labels, bad files."""
+"""In-the-wild reader: mixed formats, rates and channels vs soundfile + soxr, crops, labels,
+bad files."""
 import logging
 import os
 

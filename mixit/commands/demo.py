@@ -11,7 +11,7 @@ then prints where each result is. Re-running resumes training where it stopped.
 from absl import app
 from absl import flags
 
-import mixit  # first: sets KERAS_BACKEND, quiets TF's start-up notices in a CLI run
+from mixit.commands import cli  # first: the quiet start of a CLI run (commands/__init__.py)
 from mixit import demo
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'demo_out', 'Where every result goes.')
@@ -26,6 +26,9 @@ _GIN_PARAM = flags.DEFINE_multi_string('gin_param', [],
 def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  for flag, least in ((_NUM_STEPS, 1), (_NUM_TRAIN, 2), (_NUM_EVAL, 1), (_SEED, 0)):
+    if flag.value < least:
+      raise ValueError(f'--{flag.name} must be at least {least}, got {flag.value}')
   demo.run_demo(_OUTPUT_DIR.value, num_train=_NUM_TRAIN.value, num_eval=_NUM_EVAL.value,
                 num_steps=_NUM_STEPS.value, seed=_SEED.value, gin_params=_GIN_PARAM.value)
   return 0
@@ -33,7 +36,7 @@ def main(argv) -> int:
 
 def run() -> None:
   """Console script `mixit-demo`."""
-  mixit.run_cli(main, __name__)
+  cli.run(main, __name__)
 
 
 if __name__ == '__main__':

@@ -23,8 +23,8 @@ import sys
 from absl import app
 from absl import flags
 
-import mixit  # first: quiets TensorFlow's start-up notices in a CLI run
-from eval import baselines as baselines_lib  # pylint: disable=g-bad-import-order
+from mixit.commands import cli  # first: the quiet start of a CLI run (commands/__init__.py)
+from eval import baselines as baselines_lib
 from eval import fuss as fuss_eval
 from eval import report
 
@@ -70,7 +70,7 @@ def main(argv) -> int:
 
 def run() -> None:
   """Console script `mixit-evaluate`."""
-  mixit.run_cli(main, __name__)
+  cli.run(main, __name__)
 
 
 if __name__ == '__main__':

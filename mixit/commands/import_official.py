@@ -14,7 +14,7 @@ import sys
 from absl import app
 from absl import flags
 
-import mixit  # first: sets KERAS_BACKEND, quiets TF's start-up notices in a CLI run
+from mixit.commands import cli  # first: the quiet start of a CLI run (commands/__init__.py)
 from mixit import import_official
 from mixit import layers
 
@@ -57,7 +57,7 @@ def main(argv) -> None:
 
 def run() -> None:
   """Console script `mixit-import-official`."""
-  mixit.run_cli(main, __name__)
+  cli.run(main, __name__)
 
 
 if __name__ == '__main__':

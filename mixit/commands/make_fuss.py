@@ -10,15 +10,14 @@ they are mixed from the clips by FUSS's recipe (`data_pipeline/clips.py`): label
 first-level subfolder names, and every clip file belongs to one split only. The layout,
 lists and labels sidecars are the same either way.
 """
-import sys
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
 
-import mixit  # first: quiets TensorFlow's start-up notices in a CLI run
-from data_pipeline import clips  # pylint: disable=g-bad-import-order
+from mixit.commands import cli  # first: the quiet start of a CLI run (commands/__init__.py)
+from data_pipeline import clips
 from data_pipeline import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Dataset root to write (local or gs://).',
@@ -68,16 +67,12 @@ def main(argv) -> int:
     except ValueError:
       raise app.UsageError('--split_fractions must be three numbers, got '
                            f'{",".join(_SPLIT_FRACTIONS.value)}') from None
-    try:
-      lists, summary = clips.make_dataset(
-          _OUTPUT_DIR.value, _CLIPS_DIR.value, _NUM_TRAIN.value, _NUM_VALIDATION.value,
-          _NUM_EVAL.value, seed=_SEED.value, sample_rate=_SAMPLE_RATE.value,
-          clip_seconds=_CLIP_SECONDS.value, reverb=_REVERB.value,
-          backgrounds_dir=_BACKGROUNDS_DIR.value, split_fractions=fractions,
-          min_clip_seconds=_MIN_CLIP_SECONDS.value)
-    except (ValueError, FileNotFoundError) as error:
-      print(f'mixit-make-fuss: {error}', file=sys.stderr)
-      return 1
+    lists, summary = clips.make_dataset(
+        _OUTPUT_DIR.value, _CLIPS_DIR.value, _NUM_TRAIN.value, _NUM_VALIDATION.value,
+        _NUM_EVAL.value, seed=_SEED.value, sample_rate=_SAMPLE_RATE.value,
+        clip_seconds=_CLIP_SECONDS.value, reverb=_REVERB.value,
+        backgrounds_dir=_BACKGROUNDS_DIR.value, split_fractions=fractions,
+        min_clip_seconds=_MIN_CLIP_SECONDS.value)
     for name, counts in summary.items():
       usable = ', '.join(f'{split} {count}' for split, count in counts['usable'].items())
       print(f'{name} ({counts["folder"]}): {counts["files"]} files; usable: {usable}; '
@@ -92,7 +87,7 @@ def main(argv) -> int:
 
 def run() -> None:
   """Console script `mixit-make-fuss`."""
-  mixit.run_cli(main, __name__)
+  cli.run(main, __name__)
 
 
 if __name__ == '__main__':

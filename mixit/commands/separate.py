@@ -12,7 +12,7 @@ import time
 from absl import app
 from absl import flags
 
-import mixit  # first: sets KERAS_BACKEND, quiets TF's start-up notices in a CLI run
+from mixit.commands import cli  # first: the quiet start of a CLI run (commands/__init__.py)
 from mixit.serving import separate as separate_lib
 from mixit.serving import separator as separator_lib
 
@@ -71,7 +71,7 @@ def main(argv) -> None:
 
 def run() -> None:
   """Console script `mixit-separate`."""
-  mixit.run_cli(main, __name__)
+  cli.run(main, __name__)
 
 
 if __name__ == '__main__':

@@ -13,15 +13,12 @@ Re-running the same command resumes from the last checkpoint; a --model_dir
 holding a run of another config is refused unless --overwrite.
 """
 import os
-import re
-import sys
-import traceback
 
 from absl import app
 from absl import flags
 from absl import logging
 
-import mixit  # first: sets KERAS_BACKEND, quiets TF's start-up notices in a CLI run
+from mixit.commands import cli  # first: the quiet start of a CLI run (commands/__init__.py)
 from mixit import gin_config
 from mixit.training import strategy as strategy_lib
 
@@ -87,60 +84,9 @@ def gin_config_text() -> str:
   return gin.config_str()
 
 
-def error_line(error: BaseException) -> str:
-  """One line saying what went wrong: the exception's own message, without TF's op context.
-
-  Errors raised inside the input pipeline reach the training loop as a
-  `tf.errors.OpError` whose message holds the original Python exception (which
-  names the file) among function-node names and a traceback: that line is kept.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if isinstance(error, tf.errors.OpError):
-    text = error.message or str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-      match = re.search(r'((?:[A-Za-z_.]*(?:Error|Exception)): .*)$', line)
-      if match and not line.startswith(('Traceback', 'File ')):
-        return re.sub(r'^.*?\}\}\s*', '', match.group(1))
-    first = re.sub(r'\{\{[^}]*\}\}\s*', '', lines[0]) if lines else type(error).__name__
-    return f'{type(error).__name__}: {first}'
-  text = str(error).strip()
-  if isinstance(error, (ValueError, FileNotFoundError, FileExistsError)) and text:
-    return ' '.join(text.splitlines()) if len(text) < 300 else text
-  return f'{type(error).__name__}: {text}' if text else type(error).__name__
-
-
-def _main_reporting_errors(argv) -> None:
-  """`main`, with a failure reported as one line on stderr and exit status 1.
-
-  The process then ends with `os._exit`: after an error in the input
-  pipeline, tf.data's threads may still be running Python (`tf.numpy_function`),
-  and a normal interpreter shutdown can then abort ("terminate called without
-  an active exception") or hang.
-  """
-  try:
-    main(argv)
-  except app.UsageError:
-    raise
-  except (Exception, KeyboardInterrupt) as e:  # pylint: disable=broad-except
-    message = f'mixit-train: error: {error_line(e)}'
-    try:
-      if _TRACEBACK.value:
-        traceback.print_exc()
-      else:
-        logging.debug('traceback:\n%s', traceback.format_exc())
-      logging.flush()
-    finally:
-      sys.stderr.write(message + ('' if _TRACEBACK.value else
-                                  ' (run with --traceback for the full traceback)') + '\n')
-      sys.stderr.flush()
-      sys.stdout.flush()
-      os._exit(130 if isinstance(e, KeyboardInterrupt) else 1)  # pylint: disable=protected-access
-
-
 def run() -> None:
   """Console-script entry point (`mixit-train`)."""
-  mixit.run_cli(_main_reporting_errors, __name__)
+  cli.run(main, __name__, traceback_flag=_TRACEBACK, hard_exit=True)
 
 
 if __name__ == '__main__':

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 from absl import logging
 import numpy as np

@@ -194,7 +194,7 @@ def convert(network, window: int) -> bytes:
 
 def operators(model: bytes) -> List[str]:
   """Names of the operators in a LiteRT flatbuffer (from TF's model analyzer)."""
-  from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=g-import-not-at-top
+  from tensorflow.lite.python import schema_py_generated as schema
   root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
   codes = {value: name for name, value in vars(schema.BuiltinOperator).items()
            if not name.startswith('_')}
@@ -228,9 +228,9 @@ def write(network, output_dir: str, window_seconds: float = DEFAULT_WINDOW_SECON
 def interpreter(path: str, num_threads: Optional[int] = None):
   """A LiteRT interpreter of `path` (ai-edge-litert), tensors allocated."""
   try:
-    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+    from ai_edge_litert.interpreter import Interpreter
   except ImportError:  # TensorFlow's own copy of the runtime.
-    Interpreter = tf.lite.Interpreter  # pylint: disable=invalid-name
+    Interpreter = tf.lite.Interpreter
   runner = Interpreter(model_path=path, num_threads=num_threads)
   runner.allocate_tensors()
   return runner

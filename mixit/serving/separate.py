@@ -459,7 +459,7 @@ def separate_files(separator: Union[str, separator_lib.Separator], input_path: s
     try:
       result = separate_file(separator, path, output_dir, stem, overwrite=overwrite,
                              progress=display, records=records, **kwargs)
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:
       message = str(e) if path in str(e) else f'{path}: {e}'
       display.end_file(f'FAILED: {message}')
       if not skip_bad:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 import scipy.optimize
@@ -433,7 +433,7 @@ def _read_constant(loaded, name: str, path: str, required: bool = True) -> Optio
     if name in outputs:
       return int(outputs[name].numpy())
   json_path = os.path.join(path, EXPORT_JSON)
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   if tf.io.gfile.exists(json_path):
     with tf.io.gfile.GFile(json_path) as f:
       info = json.load(f)
@@ -461,7 +461,7 @@ def load_saved_model(path: str, *, require_constants: bool = True):
     FileNotFoundError: `path` does not exist.
     ValueError: `path` is not a SavedModel, or one without the mixit signature.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   path = os.fspath(path)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'SavedModel not found: {path}')
@@ -469,7 +469,7 @@ def load_saved_model(path: str, *, require_constants: bool = True):
     raise ValueError(f'{path} is not a SavedModel directory (no saved_model.pb)')
   try:
     loaded = tf.saved_model.load(path)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     raise ValueError(f'cannot load the SavedModel at {path}: {type(e).__name__}: {e}') from e
   signatures = getattr(loaded, 'signatures', {})
   if SIGNATURE_KEY not in signatures:
@@ -499,7 +499,7 @@ def load_saved_model(path: str, *, require_constants: bool = True):
 
 def serve(signature, mixtures: np.ndarray) -> np.ndarray:
   """Runs the serving signature: `[batch, time]` float32 -> `[batch, source, time]` numpy."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
   outputs = signature(**{INPUT_KEY: tf.constant(np.asarray(mixtures), dtype=tf.float32)})
   return outputs[OUTPUT_KEY].numpy()
 
