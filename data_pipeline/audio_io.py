@@ -384,7 +384,30 @@ def decode_audio_bytes(data: bytes, path: str = '<bytes>') -> Tuple[np.ndarray, 
   return waveform, rate
 
 
+def printable_path(path: str) -> str:
+  """`path` safe to print: bytes that are not UTF-8 (a name Python holds as surrogates)
+  are shown as `\\xNN` escapes."""
+  return os.fsencode(path).decode('utf-8', 'backslashreplace') if _not_utf8(path) else path
+
+
+def _not_utf8(path: str) -> bool:
+  try:
+    path.encode('utf-8')
+  except UnicodeEncodeError:
+    return True
+  return False
+
+
+def check_utf8_name(path: str) -> None:
+  """Refuses a path whose name is not valid UTF-8, naming it: TensorFlow's file system
+  (`tf.io.gfile`, which every reader and writer here goes through) cannot open it."""
+  if _not_utf8(os.fspath(path)):
+    raise AudioDecodeError(f'{printable_path(path)}: the file name is not valid UTF-8, which '
+                           'TensorFlow\'s file system cannot open; rename the file')
+
+
 def _check_is_file(path: str) -> None:
+  check_utf8_name(path)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f'audio file not found: {path}')
   if tf.io.gfile.isdir(path):
@@ -451,7 +474,11 @@ def find_audio_files(folder: str, skip_hidden: bool = True) -> List[str]:
   """
   folder = os.fspath(folder)
   found = []
-  for root, dirs, names in tf.io.gfile.walk(folder):
+  # A local folder is walked by the OS, which keeps names that are not UTF-8 (as
+  # surrogates, so that the readers can name and refuse them); tf.io.gfile.walk
+  # fails on the whole folder at the first such name.
+  walk = os.walk if '://' not in folder and os.path.isdir(folder) else tf.io.gfile.walk
+  for root, dirs, names in walk(folder):
     # gfile.walk descends into the listed folders after yielding them: prune in place.
     dirs[:] = sorted(d for d in dirs if not (skip_hidden and d.startswith('.')))
     for name in sorted(n.rstrip('/') for n in names):

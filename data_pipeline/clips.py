@@ -57,7 +57,10 @@ class NoUsableClipsError(ValueError):
 def split_of(relative_path: str, seed: int,
              fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS) -> str:
   """The split of a clip: a SHA-256 of (seed, relative path) read as a uniform draw."""
-  digest = hashlib.sha256(f'{int(seed)}\0{relative_path}'.encode('utf-8')).digest()
+  # surrogateescape: a name that is not UTF-8 still gets a split (and is then refused by
+  # name when read).
+  digest = hashlib.sha256(
+      f'{int(seed)}\0{relative_path}'.encode('utf-8', 'surrogateescape')).digest()
   draw = int.from_bytes(digest[:8], 'big') / 2.0 ** 64
   total = float(sum(fractions))
   edge = 0.0
@@ -149,13 +152,14 @@ def load_pool(folder: str, seed: int, sample_rate: int,
       audio, rate = audio_io.read_audio(path, sample_rate)
     except Exception as error:
       message = (str(error).splitlines() or [type(error).__name__])[0]
-      if message.startswith(path + ': '):
-        message = message[len(path) + 2:]
+      shown = audio_io.printable_path(path)
+      if message.startswith(shown + ': '):
+        message = message[len(shown) + 2:]
       reason = 'unreadable: ' + message
     else:
       reason = _check_clip(audio, rate, min_clip_seconds)
     if reason is not None:
-      logging.warning('skipping %s: %s', path, reason)
+      logging.warning('skipping %s: %s', audio_io.printable_path(path), reason)
       skipped.append((relative, reason))
       continue
     clips[split].append(Clip(relative, _label_of(relative, folder), split, audio))

@@ -159,7 +159,8 @@ class SkipCounter:
       self.bad_files.add(path)
       all_bad = len(self.bad_files) >= self.num_files
       if new:
-        logging.warning('skipping bad audio file %s (%d distinct so far): %s', path,
+        logging.warning('skipping bad audio file %s (%d distinct so far): %s',
+                        audio_io.printable_path(path),
                         len(self.bad_files), _one_line(error))
     with _SKIPPED_LOCK:
       _SKIPPED.setdefault(path, _one_line(error))

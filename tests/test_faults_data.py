@@ -286,3 +286,50 @@ def test_evaluate_refuses_an_earlier_report_and_overwrites_only_its_own_files(tm
     fuss.evaluate_and_report(list_path, str(other), separated_dir=str(sep), progress=False,
                              overwrite=True)
   assert (other / 'summary.txt').read_text() == 'my own summary'
+
+
+def _non_utf8_name(folder):
+  """A copy of a good WAV under a name whose bytes are not UTF-8 (Latin-1 'café')."""
+  data = open(_tone(folder / 'tmp_source.wav'), 'rb').read()
+  os.remove(folder / 'tmp_source.wav')
+  raw = os.fsencode(str(folder)) + b'/caf\xe9.wav'
+  with open(raw, 'wb') as f:
+    f.write(data)
+  return os.fsdecode(raw)
+
+
+def test_separate_skips_a_non_utf8_name_by_name_and_separates_the_rest(tmp_path):
+  folder = tmp_path / 'recordings'
+  folder.mkdir()
+  good = _tone(folder / 'good.wav')
+  bad = _non_utf8_name(folder)
+  report = separate.separate_files(_separator(2), str(folder), str(tmp_path / 'out'),
+                                   skip_bad=True)
+  assert [r.input_path for r in report.succeeded] == [good]
+  (path, message), = report.failed
+  assert path == str(folder) + '/caf\\xe9.wav' and 'not valid UTF-8' in message
+  assert 'caf\\xe9.wav' in message
+  message.encode('utf-8')  # printable: no surrogates
+  with pytest.raises(audio_io.AudioDecodeError, match=r'caf\\xe9.wav: the file name is not'):
+    separate.separate_files(_separator(2), str(folder), str(tmp_path / 'out2'))
+  with pytest.raises(audio_io.AudioDecodeError, match='not valid UTF-8'):
+    separate.separate_files(_separator(2), bad, str(tmp_path / 'out3'))
+  assert os.path.exists(os.fsencode(bad))  # the input is untouched
+
+
+def test_wild_and_clip_readers_name_and_skip_a_non_utf8_file(tmp_path):
+  from data_pipeline import clips
+  folder = tmp_path / 'wild'
+  (folder / 'birds').mkdir(parents=True)
+  for k in range(3):
+    _tone(folder / 'birds' / f'b{k}.wav', freq=300.0 + 100 * k)
+  _non_utf8_name(folder / 'birds')
+  with pytest.raises(ValueError, match=r'caf\\xe9.wav: the file name is not valid UTF-8'):
+    wild.wild_dataset(str(folder), sample_rate=RATE, clip_seconds=0.25, repeat=False)
+  dataset, _ = wild.wild_dataset(str(folder), sample_rate=RATE, clip_seconds=0.25,
+                                 repeat=False, skip_bad=True)
+  assert len(list(dataset)) == 3
+  _, summary = clips.make_dataset(str(tmp_path / 'set'), str(folder), num_train=2,
+                                  num_validation=0, num_eval=0, sample_rate=RATE,
+                                  clip_seconds=0.25, split_fractions=(1, 0, 0))
+  assert summary['clips']['skipped'] == 1 and summary['clips']['usable']['train'] == 3

@@ -75,6 +75,7 @@ def find_inputs(input_path: str) -> List[Tuple[str, str]]:
   through `tf.io.gfile` (local, gs://, ram://).
   """
   input_path = os.fspath(input_path)
+  audio_io.check_utf8_name(input_path)
   if not tf.io.gfile.exists(input_path):
     raise FileNotFoundError(f'--input {input_path} does not exist')
   if not tf.io.gfile.isdir(input_path):
@@ -436,6 +437,13 @@ def separate_files(separator: Union[str, separator_lib.Separator], input_path: s
   failed = []
   todo = []
   for path, stem in inputs:
+    try:
+      audio_io.check_utf8_name(path)
+    except audio_io.AudioDecodeError as e:
+      if not skip_bad:
+        raise
+      failed.append((audio_io.printable_path(path), str(e)))
+      continue
     try:
       _collisions(output_paths(output_dir, stem, separator.num_sources), records, path,
                   overwrite)
