@@ -385,8 +385,8 @@ def decode_audio_bytes(data: bytes, path: str = '<bytes>') -> Tuple[np.ndarray, 
 
 
 def printable_path(path: str) -> str:
-  """`path` safe to print: bytes that are not UTF-8 (a name Python holds as surrogates)
-  are shown as `\\xNN` escapes."""
+  r"""`path` safe to print: bytes that are not UTF-8 (a name Python holds as surrogates)
+  are shown as `\xNN` escapes."""
   return os.fsencode(path).decode('utf-8', 'backslashreplace') if _not_utf8(path) else path
 
 
