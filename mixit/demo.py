@@ -76,11 +76,11 @@ def run_demo(output_dir: str,
   logging.info('[2/5] training for %d steps in %s', num_steps, paths['model_dir'])
   params = [f"DATA_ROOT = '{paths['data']}'", f'CLIP_SECONDS = {clip_seconds}',
             f'SEED = {seed}', f'training.num_steps = {num_steps}',
-            f'training.log_every = {log_every}'] + list(gin_params)
+            f'logs.every = {log_every}'] + list(gin_params)
   gin_config.parse(gin_files, params)
   import keras
   keras.utils.set_random_seed(seed)
-  train_loop.train(paths['model_dir'])
+  train_loop.train_from_gin(paths['model_dir'])
   timings['train'] = time.time() - started
 
   started = time.time()

@@ -298,7 +298,7 @@ def test_tiny_end_to_end_make_train_export_evaluate(tmp_path, clip_folder):
                        'training.eval_every = 3', 'training.eval_steps = 1')
   try:
     gin_config.parse(list(TINY_GIN_FILES), params)
-    train_loop.train(str(tmp_path / 'model'))
+    train_loop.train_from_gin(str(tmp_path / 'model'))
   finally:
     gin.clear_config()
   export_lib.export_saved_model(str(tmp_path / 'model'), str(tmp_path / 'export'))

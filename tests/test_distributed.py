@@ -30,6 +30,7 @@ PRELUDE = textwrap.dedent(f'''
     from data_pipeline import inputs
     from mixit import gin_config, losses, model as model_lib
     from mixit.training import loop as train_loop
+    from mixit.training import settings
     from mixit.training import trainer as trainer_lib
 
     def parse_tiny(*params):
@@ -141,8 +142,10 @@ MIRRORED_TRAINING = '''
 
     # The training loop on two replicas, through the real data pipeline.
     parse_tiny('batch_size = 4', 'eval_data.batch_size = 2')
-    out = train_loop.train(os.environ['MODEL_DIR'], mirrored, num_steps=3, checkpoint_every=3,
-                          eval_every=3, eval_steps=1, log_every=1)
+    out = train_loop.train(os.environ['MODEL_DIR'], mirrored, num_steps=3,
+                           checkpoints=settings.CheckpointSettings(every=3),
+                           validation=settings.ValidationSettings(every=3, steps=1),
+                           logs=settings.LogSettings(every=1))
     assert out['step'] == 3 and np.isfinite(out['loss']), out
     assert out['eval/num_examples'] == 2 and np.isfinite(out['eval/si_snr']), out
     print('MIRRORED TRAINED', out['loss'], out['eval/num_examples'])
@@ -172,9 +175,12 @@ WORKER = '''
     def train_input_fn(context):
       pipelines.append((context.input_pipeline_id, context.num_input_pipelines))
       return inputs.train_input_fn(context)
-    out = train_loop.train(os.environ['MODEL_DIR'], strategy, num_steps=3, checkpoint_every=3,
-                          eval_every=0, log_every=1, network_fn=network_fn,
-                          train_input_fn=train_input_fn)
+    out = train_loop.train(os.environ['MODEL_DIR'], strategy, num_steps=3,
+                           checkpoints=settings.CheckpointSettings(every=3),
+                           validation=settings.ValidationSettings(every=0),
+                           logs=settings.LogSettings(every=1),
+                           builders=settings.Builders(network_fn=network_fn,
+                                                      train_input_fn=train_input_fn))
     print('PIPELINES', json.dumps(pipelines))
     weights = {v.path: v.numpy() for v in captured[0].trainable_variables}
     np.savez(os.environ['OUT'], **weights)

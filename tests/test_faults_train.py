@@ -23,7 +23,7 @@ from data_pipeline import synthetic
 from mixit import checkpoints
 from mixit.serving import export
 from mixit import gin_config
-from mixit.training import loop as train_loop
+from mixit.training import model_dir as model_dir_lib
 
 from conftest import CLIP_SECONDS, SAMPLE_RATE, TINY_NETWORK
 from test_train_cli import CLI_SETTINGS, GIN_FILES, ROOT, cli_args, run_cli
@@ -97,8 +97,8 @@ def test_overwrite_deletes_only_files_the_run_recorded(six_steps, fuss_root, tmp
   gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{fuss_root}'"] + TINY + ['NUM_SOURCES = 8'])
   try:
     with pytest.raises(ValueError, match='different gin config'):
-      train_loop.prepare_model_dir(model_dir)
-    assert train_loop.prepare_model_dir(model_dir, overwrite=True) is False
+      model_dir_lib.prepare_model_dir(model_dir)
+    assert model_dir_lib.prepare_model_dir(model_dir, overwrite=True) is False
   finally:
     gin.clear_config()
   assert sorted(os.listdir(model_dir)) == ['ckpt-notes.txt', 'config.gin.bak']
@@ -108,7 +108,7 @@ def test_overwrite_deletes_only_files_the_run_recorded(six_steps, fuss_root, tmp
   (tmp_path / 'legacy' / 'model' / 'ckpt-notes.txt').write_text('my notes')
   gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{fuss_root}'"] + TINY + ['NUM_SOURCES = 8'])
   try:
-    assert train_loop.prepare_model_dir(legacy, overwrite=True) is False
+    assert model_dir_lib.prepare_model_dir(legacy, overwrite=True) is False
   finally:
     gin.clear_config()
   assert sorted(os.listdir(legacy)) == ['ckpt-notes.txt']
@@ -131,7 +131,7 @@ def test_overwrite_keeps_a_user_file_that_only_has_a_run_file_name(six_steps, fu
   try:
     with pytest.raises(ValueError, match=r'still holds checkpoints that no run recorded '
                                          r'\(ckpt-99'):
-      train_loop.prepare_model_dir(model_dir, overwrite=True)
+      model_dir_lib.prepare_model_dir(model_dir, overwrite=True)
   finally:
     gin.clear_config()
   assert sorted(os.listdir(model_dir)) == ['ckpt-99.index']
@@ -208,7 +208,7 @@ def test_a_relative_model_dir_finds_its_latest_checkpoint_without_skipping(six_s
   found, skipped = checkpoints.find_in_folder(relative)
   assert (found, skipped) == (os.path.join(relative, 'ckpt-6'), [])
   assert checkpoints.resolve(relative) == os.path.join(relative, 'ckpt-6')
-  assert train_loop.find_resume_checkpoint(relative) == os.path.join(relative, 'ckpt-6')
+  assert model_dir_lib.find_resume_checkpoint(relative) == os.path.join(relative, 'ckpt-6')
   assert _bytes(relative, 'checkpoint') == state_before  # no repair was needed
   assert not any('missing' in line for line in absl_log), absl_log
 
@@ -287,11 +287,11 @@ def test_resume_compares_paths_by_the_folder_they_name(six_steps, fuss_root, tmp
   relative = os.path.join('.', os.path.basename(fuss_root)) + '/'
   gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{relative}'"] + TINY + RUN)
   try:
-    assert train_loop.prepare_model_dir(model_dir) is True
+    assert model_dir_lib.prepare_model_dir(model_dir) is True
     gin_config.parse(GIN_FILES, [f"DATA_ROOT = '{relative}'"] + TINY + RUN +
                      ['trainer.lambda_sparse = 0.5'])
     with pytest.raises(ValueError) as refused:
-      train_loop.prepare_model_dir(model_dir)
+      model_dir_lib.prepare_model_dir(model_dir)
   finally:
     gin.clear_config()
   message = str(refused.value)

@@ -18,7 +18,7 @@ from eval import fuss
 from mixit import owned_files
 from mixit.serving import export
 from mixit.serving import separate
-from mixit.training import loop as train_loop
+from mixit.training import model_dir as model_dir_lib
 
 # --------------------------------------------------------------------------------------------
 # The records as the code before this module wrote them.
@@ -147,9 +147,9 @@ def test_temporary_names_are_the_ones_a_kill_leaves(tmp_path):
   # What the run's clean-up rule matches for a write killed before its rename.
   path = str(tmp_path / 'mixit_run.json')
   assert owned_files.temporary_path(path) == f'{path}.tmp-{os.getpid()}'
-  assert train_loop._RUN_FILES.fullmatch(f'mixit_run.json.tmp-{os.getpid()}')
-  assert train_loop._RUN_FILES.fullmatch('config.gin.tmp-123')
-  assert not train_loop._RUN_FILES.fullmatch('config.gin.tmp-mine')
+  assert model_dir_lib._RUN_FILES.fullmatch(f'mixit_run.json.tmp-{os.getpid()}')
+  assert model_dir_lib._RUN_FILES.fullmatch('config.gin.tmp-123')
+  assert not model_dir_lib._RUN_FILES.fullmatch('config.gin.tmp-mine')
 
 
 def test_records_on_ram(ram_dir):
@@ -287,9 +287,9 @@ def test_overwrite_of_a_run_deletes_what_the_run_recorded(tmp_path, manifest):
       # With a manifest the user's ckpt-1.index is kept, and the command says so.
       with pytest.raises(ValueError, match=r'still holds checkpoints that no run recorded '
                                            r'\(.*\bckpt-1\b'):
-        train_loop.prepare_model_dir(folder, overwrite=True)
+        model_dir_lib.prepare_model_dir(folder, overwrite=True)
     else:
-      assert train_loop.prepare_model_dir(folder, overwrite=True) is False
+      assert model_dir_lib.prepare_model_dir(folder, overwrite=True) is False
   finally:
     gin.clear_config()
   expected = {

@@ -1,5 +1,5 @@
 """Tests of the `mixit-train` CLI (mixit/commands/train.py) and the model-dir handling of
-mixit/training/loop.py, with the real model and data pipeline on synthetic FUSS data."""
+mixit/training/model_dir.py, with the real model and data pipeline on synthetic FUSS data."""
 import glob
 import logging
 import os
@@ -22,6 +22,7 @@ from mixit import model as model_lib
 from mixit import progress as progress_lib
 from mixit.commands import train
 from mixit.training import loop as train_loop
+from mixit.training import model_dir as model_dir_lib
 
 from conftest import CLIP_SECONDS, SAMPLE_RATE, TINY_GIN_FILES, tiny_params
 
@@ -156,8 +157,8 @@ def test_overwrite_deletes_only_the_old_run(trained, tmp_path):
   gin_config.parse(GIN_FILES, ['NUM_SOURCES = 8'])
   try:
     with pytest.raises(ValueError, match='different gin config'):
-      train_loop.prepare_model_dir(str(copy))
-    assert train_loop.prepare_model_dir(str(copy), overwrite=True) is False
+      model_dir_lib.prepare_model_dir(str(copy))
+    assert model_dir_lib.prepare_model_dir(str(copy), overwrite=True) is False
   finally:
     gin.clear_config()
   assert sorted(os.listdir(copy)) == ['notes.txt']
@@ -169,7 +170,7 @@ def test_checkpoints_without_a_config_are_refused(tmp_path):
   gin_config.parse([], [])
   try:
     with pytest.raises(ValueError, match='holds checkpoints but no config.gin'):
-      train_loop.prepare_model_dir(model_dir)
+      model_dir_lib.prepare_model_dir(model_dir)
   finally:
     gin.clear_config()
 
@@ -199,7 +200,7 @@ def test_init_from_loads_the_network_and_rejects_another_architecture(trained, f
   gin_config.parse(GIN_FILES, tiny_params(fuss_root, *CLI_SETTINGS))
   try:
     network = model_lib.build_network()
-    path = train_loop.initialize_from(network, model_dir)
+    path = model_dir_lib.initialize_from(network, model_dir)
     assert path.endswith('ckpt-3')
     reader = tf.train.load_checkpoint(path)
     # A checkpoint stores each variable once, under its shortest object path:
@@ -212,9 +213,9 @@ def test_init_from_loads_the_network_and_rejects_another_architecture(trained, f
     assert len(saved) == len(network.variables) and values == restored
     wider = model_lib.build_network(bottleneck=24)
     with pytest.raises(ValueError, match='does not match this network'):
-      train_loop.initialize_from(wider, model_dir)
+      model_dir_lib.initialize_from(wider, model_dir)
     with pytest.raises(ValueError, match='holds no checkpoint'):
-      train_loop.initialize_from(network, os.path.dirname(model_dir))
+      model_dir_lib.initialize_from(network, os.path.dirname(model_dir))
   finally:
     gin.clear_config()
 

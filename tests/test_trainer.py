@@ -19,6 +19,7 @@ from mixit import gin_config
 from mixit import losses
 from mixit import model as model_lib
 from mixit.training import loop as train_loop
+from mixit.training import settings as settings_lib
 from mixit.training import trainer as trainer_lib
 
 from conftest import TINY_GIN_FILES, tiny_params
@@ -74,9 +75,13 @@ def test_a_few_steps_lower_the_loss_on_synthetic_fuss(fuss_root):
 
   before = held_out_loss()
   out = train_loop.train(
-      str(fuss_root) + "_model", num_steps=40, checkpoint_every=40, log_every=10,
-      summary_every=10, eval_every=0, network_fn=lambda: network,
-      optimizer_fn=lambda: trainer_lib.build_optimizer(learning_rate=3e-3))
+      str(fuss_root) + "_model", num_steps=40,
+      checkpoints=settings_lib.CheckpointSettings(every=40),
+      logs=settings_lib.LogSettings(every=10, summary_every=10),
+      validation=settings_lib.ValidationSettings(every=0),
+      builders=settings_lib.Builders(
+          network_fn=lambda: network,
+          optimizer_fn=lambda: trainer_lib.build_optimizer(learning_rate=3e-3)))
   after = held_out_loss()
   assert out["step"] == 40
   # MixIT loss is in dB: the trained network remixes the held-out MoMs' references
@@ -172,8 +177,11 @@ def _poisoned_input_fn(fuss_root, bad_step):
 def test_training_loop_stops_on_nan_naming_step_and_term_or_skips(fuss_root, tmp_path):
   parse_tiny(fuss_root, 'batch_size = 2', 'train_data.source = @fuss_mixtures()')
   with pytest.raises(FloatingPointError, match=r'step 3: mixit=nan, loss=nan'):
-    train_loop.train(str(tmp_path / 'stop'), num_steps=5, checkpoint_every=2, eval_every=0,
-                    train_input_fn=_poisoned_input_fn(fuss_root, 3))
+    train_loop.train(str(tmp_path / 'stop'), num_steps=5,
+                     checkpoints=settings_lib.CheckpointSettings(every=2),
+                     validation=settings_lib.ValidationSettings(every=0),
+                     builders=settings_lib.Builders(
+                         train_input_fn=_poisoned_input_fn(fuss_root, 3)))
   # The checkpoint before the bad batch is intact.
   assert tf.train.latest_checkpoint(str(tmp_path / 'stop')).endswith('ckpt-2')
 
@@ -185,9 +193,12 @@ def test_training_loop_stops_on_nan_naming_step_and_term_or_skips(fuss_root, tmp
     captured.append(model_lib.build_network())
     return captured[-1]
 
-  out = train_loop.train(str(tmp_path / 'skip'), num_steps=4, checkpoint_every=4,
-                        eval_every=0, network_fn=network_fn,
-                        train_input_fn=_poisoned_input_fn(fuss_root, 2))
+  out = train_loop.train(str(tmp_path / 'skip'), num_steps=4,
+                         checkpoints=settings_lib.CheckpointSettings(every=4),
+                         validation=settings_lib.ValidationSettings(every=0),
+                         builders=settings_lib.Builders(
+                             network_fn=network_fn,
+                             train_input_fn=_poisoned_input_fn(fuss_root, 2)))
   assert out['step'] == 4
   assert all(np.all(np.isfinite(v.numpy())) for v in captured[0].trainable_variables)
   # The LR schedule follows applied updates: three of the four batches.

@@ -76,7 +76,7 @@ def main(argv) -> None:
     overrides['overwrite'] = True
   if _INIT_FROM.value:
     overrides['init_from'] = _INIT_FROM.value
-  train_loop.train(os.fspath(_MODEL_DIR.value), strategy, **overrides)
+  train_loop.train_from_gin(os.fspath(_MODEL_DIR.value), strategy, **overrides)
 
 
 def gin_config_text() -> str:
