@@ -4,6 +4,7 @@ import glob
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,6 +145,28 @@ def test_rerun_with_the_same_config_resumes_and_other_configs_are_refused(
   assert 'different gin config' in message and '+trainer.lambda_sparse = 0.5' in message
   assert '--overwrite' in message
   assert tf.train.latest_checkpoint(model_dir).endswith('ckpt-3')  # untouched
+
+
+def test_a_run_whose_config_has_the_old_training_names_resumes_under_the_new_ones(
+    trained, fuss_root, tmp_path, caplog):
+  """A model dir whose config.gin the code before the settings groups wrote (the same run
+  with every flat `training.*` name bound: tests/test_training_settings.py) resumes when the
+  command binds `checkpoints.*`, `validation.*` and `logs.*` instead."""
+  model_dir, _ = trained
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(model_dir, copy)
+  old_config = os.path.join(ROOT, 'tests', 'fixtures', 'configs_before_training_settings',
+                            'cli_run.gin')
+  with open(old_config) as f:
+    text = f.read().replace("DATA_ROOT = '/data/fuss_dev'", f'DATA_ROOT = {fuss_root!r}')
+  with open(os.path.join(copy, 'config.gin'), 'w') as f:
+    f.write(text)
+  caplog.set_level(logging.INFO)
+  run_cli(cli_args(fuss_root, copy, 'training.num_steps = 4', 'training.jit_compile = False',
+                   'training.seed = 5', 'checkpoints.every = 2', 'checkpoints.max_to_keep = 5',
+                   'validation.every = 0', 'logs.audio = False'))
+  assert re.search(r'resumed from .*ckpt-3 at step 3', caplog.text)
+  assert tf.train.latest_checkpoint(copy).endswith('ckpt-4')
 
 
 def test_overwrite_deletes_only_the_old_run(trained, tmp_path):

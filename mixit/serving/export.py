@@ -244,6 +244,33 @@ def export_saved_model(model_dir: str, output_dir: str,
   model_card.card_path(output_dir)
   model_card.find_summary(model_dir, eval_summary)
   present = set(owned_files.list_files(output_dir))
+  try:
+    return _write_export(network, model_dir, output_dir, path, step, present, verify, litert,
+                         litert_window_seconds, eval_summary)
+  except BaseException as error:
+    # Leave nothing that blocks a retry (a full disk leaves variables/variables_temp/):
+    # remove what this export wrote, never what was there before it.
+    written = sorted(set(owned_files.list_files(output_dir)) - present)
+    try:
+      owned_files.remove_files(output_dir, written,
+                               empty_folders=_EXPORT_FOLDERS)
+    except (OSError, tf.errors.OpError) as cleanup_error:
+      logging.warning('could not remove the partial export in %s: %s', output_dir,
+                      cleanup_error)
+    if isinstance(error, tf.errors.OpError):
+      raise OSError(f'cannot write the export to {output_dir}: '
+                    f'{" ".join((error.message or str(error)).split())}') from error
+    raise
+
+
+# Folders a SavedModel export creates, deepest first: removed when empty after a failure.
+_EXPORT_FOLDERS = ('variables/variables_temp', 'variables', 'assets')
+
+
+def _write_export(network, model_dir: str, output_dir: str, path: str, step, present: set,
+                  verify: bool, litert: bool, litert_window_seconds: float,
+                  eval_summary: Optional[str]) -> dict:
+  """The writing part of `export_saved_model`; `present`: the files there before it."""
   module = SeparationModule(network)
   tf.saved_model.save(module, output_dir, signatures={
       separator_lib.SIGNATURE_KEY: module.serving_default,
