@@ -17,17 +17,23 @@ Paths go through `tf.io.gfile` (local, gs://, ram://); names inside a folder are
 relative paths. Imports TensorFlow and the standard library only (nothing of the package), so
 every part of the package, eval included, may use it.
 
-A model-dir lock (host and PID of the run holding the folder, for concurrent runs) belongs
-here too: `RecordSpec` would name the lock file beside the record, written with
-`write_atomically` and removed on exit, and `remove_files` would refuse a folder whose lock
-names a live process. It is not implemented yet.
+`FolderLock` holds a folder for one process (training's model dir, `LOCK_FILE`): a JSON file
+with the holder's host and PID, created exclusively, removed on exit. A second holder is
+refused in one line naming the first; a lock whose process is gone on this host is stale and
+taken over with a warning. Readers (export, evaluate) never take it. On a local disk the
+creation is atomic (O_CREAT | O_EXCL); on gs:// and other remote file systems it is a
+check-then-write through `tf.io.gfile`, which catches runs started seconds apart, not two
+started in the same instant, and a holder on another host is never judged stale.
 """
 import dataclasses
+import datetime
 import json
 import os
+import socket
 import time
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
+from absl import logging
 import tensorflow as tf
 
 # What `write_atomically` appends to a path for its temporary file (the PID of the writer).
@@ -329,3 +335,121 @@ class Record:
     text = json.dumps(self.data, indent=self.spec.indent, sort_keys=self.spec.sort_keys)
     write_atomically(self.path, text + ('\n' if self.spec.final_newline else ''))
     self.exists = True
+
+
+# -------------------------------------------------------------------------------------- lock
+
+LOCK_FILE = 'mixit.lock'
+
+
+class FolderLockedError(RuntimeError):
+  """The folder is held by another live process."""
+
+
+def _process_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # it exists, under another user
+  return True
+
+
+def _describe(holder: dict) -> str:
+  return (f"PID {holder.get('pid')} on host {holder.get('host')} "
+          f"(since {holder.get('started', '?')}, {holder.get('command', '?')})")
+
+
+class FolderLock:
+  """Holds `folder` for this process while a run writes into it (a context manager).
+
+  `acquire()` creates `<folder>/mixit.lock` holding this process's host, PID, start time
+  and command, or raises FolderLockedError naming the live holder. A lock left by a process
+  that is gone (same host, no such PID) is taken over with a warning. `release()` removes
+  the lock if it is still this process's.
+  """
+
+  def __init__(self, folder: str, command: str = 'mixit'):
+    self.folder = os.fspath(folder)
+    self.path = os.path.join(self.folder, LOCK_FILE)
+    self.command = command
+    self.held = False
+    self._info = {'host': socket.gethostname(), 'pid': os.getpid(), 'command': command,
+                  'started': datetime.datetime.now().isoformat(timespec='seconds')}
+
+  def read(self) -> Optional[dict]:
+    """The holder recorded in the lock file, None without one ({} if unreadable)."""
+    if not tf.io.gfile.exists(self.path):
+      return None
+    try:
+      with tf.io.gfile.GFile(self.path) as f:
+        holder = json.load(f)
+      return holder if isinstance(holder, dict) else {}
+    except (ValueError, OSError, tf.errors.OpError):
+      return {}
+
+  def _local(self) -> bool:
+    return '://' not in self.folder
+
+  def _create(self) -> bool:
+    """Creates the lock file exclusively; False when it exists."""
+    text = json.dumps(self._info) + '\n'
+    if self._local():
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        return False
+      with os.fdopen(fd, 'w') as f:
+        f.write(text)
+      return True
+    if tf.io.gfile.exists(self.path):
+      return False
+    write_atomically(self.path, text)
+    return True
+
+  def _stale(self, holder: dict) -> bool:
+    if holder.get('host') != socket.gethostname():
+      return False
+    try:
+      pid = int(holder.get('pid'))
+    except (TypeError, ValueError):
+      return False
+    return pid != os.getpid() and not _process_alive(pid)
+
+  def acquire(self) -> 'FolderLock':
+    tf.io.gfile.makedirs(self.folder)
+    for _ in range(3):
+      if self._create():
+        self.held = True
+        return self
+      holder = self.read()
+      if holder is None:
+        continue  # released between our look and our create: try again
+      if holder and self._stale(holder):
+        logging.warning('%s: taking over a stale lock of %s, which is no longer running',
+                        self.path, _describe(holder))
+        _remove_quietly(self.path)
+        continue
+      shown = _describe(holder) if holder else 'an unreadable lock file'
+      raise FolderLockedError(
+          f'{self.folder} is in use by {shown}: {self.path}. Wait for that run to end, or use '
+          'another folder; if that run is gone (a crash on another host), delete the lock '
+          'file')
+    raise FolderLockedError(f'{self.folder}: could not take {self.path} (another process keeps '
+                            'creating it)')
+
+  def release(self) -> None:
+    if not self.held:
+      return
+    self.held = False
+    holder = self.read()
+    if holder and holder.get('pid') == self._info['pid'] and \
+        holder.get('host') == self._info['host']:
+      _remove_quietly(self.path)
+
+  def __enter__(self) -> 'FolderLock':
+    return self.acquire()
+
+  def __exit__(self, *exc) -> None:
+    self.release()

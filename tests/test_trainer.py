@@ -184,6 +184,15 @@ def test_training_loop_stops_on_nan_naming_step_and_term_or_skips(fuss_root, tmp
                          train_input_fn=_poisoned_input_fn(fuss_root, 3)))
   # The checkpoint before the bad batch is intact.
   assert tf.train.latest_checkpoint(str(tmp_path / 'stop')).endswith('ckpt-2')
+  # Diverging at step 1, before any checkpoint, does not claim one is intact.
+  parse_tiny(fuss_root, 'batch_size = 2', 'train_data.source = @fuss_mixtures()')
+  with pytest.raises(FloatingPointError, match='no checkpoint was written yet') as raised:
+    train_loop.train(str(tmp_path / 'first'), num_steps=5,
+                     checkpoints=settings_lib.CheckpointSettings(every=2),
+                     validation=settings_lib.ValidationSettings(every=0),
+                     builders=settings_lib.Builders(
+                         train_input_fn=_poisoned_input_fn(fuss_root, 1)))
+  assert 'is intact' not in str(raised.value)
 
   parse_tiny(fuss_root, 'batch_size = 2', 'train_data.source = @fuss_mixtures()',
              'trainer.nonfinite = "skip"')

@@ -200,10 +200,14 @@ def report_errors(main, name: str, traceback_flag=None, hard_exit: bool = False)
       raise
     except (Exception, KeyboardInterrupt) as e:
       show = bool(traceback_flag is not None and traceback_flag.value)
-      message = f'{name}: error: {error_line(e)}'
-      if traceback_flag is not None and not show:
-        message += ' (run with --traceback for the full traceback)'
       status = 130 if isinstance(e, KeyboardInterrupt) else 1
+      if isinstance(getattr(e, 'exit_status', None), int):
+        # A clean stop that says what it did (training stopped by SIGTERM after saving).
+        message, status, show = f'{name}: {e}', e.exit_status, False
+      else:
+        message = f'{name}: error: {error_line(e)}'
+        if traceback_flag is not None and not show:
+          message += ' (run with --traceback for the full traceback)'
       try:
         if show:
           traceback.print_exc()

@@ -87,16 +87,27 @@ def restore_network(model_dir: str, checkpoint: Union[None, int, str] = None):
       not match the network the config builds.
   """
   gin_config.parse_model_dir(model_dir, network_only=True)
-  path = checkpoint_path(model_dir, checkpoint)
   network = model_lib.build_network()
   # Keras creates variables on the first call; restoring into a built network
   # lets the match assertion below see every variable.
   network(tf.zeros([1, int(network.sample_rate) // 4], tf.float32), training=False)
-  checkpoints_lib.restore(
-      tf.train.Checkpoint(network=network), path, partial=True,
-      mismatch=f'checkpoint {path} does not match the network built from '
-      f'{os.path.join(model_dir, gin_config.CONFIG_FILENAME)}')
-  reader = tf.train.load_checkpoint(path)
+  # A run may still be training in `model_dir` (it holds the folder lock; readers never
+  # wait for it) and delete the newest checkpoint's predecessors as it saves: when the
+  # latest checkpoint vanishes between finding and reading it, take the new latest.
+  for attempt in range(3):
+    path = checkpoint_path(model_dir, checkpoint)
+    try:
+      checkpoints_lib.restore(
+          tf.train.Checkpoint(network=network), path, partial=True,
+          mismatch=f'checkpoint {path} does not match the network built from '
+          f'{os.path.join(model_dir, gin_config.CONFIG_FILENAME)}')
+      reader = tf.train.load_checkpoint(path)
+      break
+    except (tf.errors.NotFoundError, ValueError):
+      if checkpoint is not None or attempt == 2 or tf.io.gfile.exists(path + '.index'):
+        raise
+      logging.info('%s was removed while being read (a run is training here): taking the '
+                   'newest checkpoint again', path)
   step_value = -1
   if reader.has_tensor(_STEP_KEY):
     step_value = int(reader.get_tensor(_STEP_KEY))

@@ -31,9 +31,11 @@ import tensorflow as tf
 
 from mixit import checkpoints as checkpoints_lib
 from mixit import gin_config
+from mixit import owned_files
 from mixit import progress as progress_lib
 from mixit.training import model_dir as model_dir_lib
 from mixit.training import settings as settings_lib
+from mixit.training import stop_signal
 from mixit.training import strategy as strategy_lib
 from mixit.training import summaries
 from mixit.training import trainer as trainer_lib
@@ -77,6 +79,19 @@ def _backend_name() -> str:
     return audio_io.backend_name()
   except Exception as e:
     return f'unknown ({e})'
+
+
+def _stop_agreement(strategy: tf.distribute.Strategy, stop: stop_signal.StopSignal):
+  """A function telling whether to stop now: this process's signal flag, agreed on by every
+  worker (an all-reduce, max) when there are several, so that all save at the same step."""
+  if strategy.extended._in_multi_worker_mode():  # noqa: SLF001  (no public equivalent)
+    @tf.function
+    def agree(flag):
+      value = strategy.run(lambda: tf.identity(flag))
+      return strategy.reduce(tf.distribute.ReduceOp.MAX, value, axis=None)
+
+    return lambda: bool(agree(tf.constant(1.0 if stop.received else 0.0)) > 0)
+  return lambda: stop.received is not None
 
 
 def _barrier(strategy: tf.distribute.Strategy) -> None:
@@ -159,6 +174,22 @@ def train(model_dir: str,
   logging.info('audio I/O backend: %s; Keras dtype policy: %s', _backend_name(),
                keras.mixed_precision.global_policy().name)
 
+  # One run per model dir: the chief holds the lock until it returns (readers never take it).
+  lock = owned_files.FolderLock(model_dir, command='mixit-train') if chief else None
+  if lock is not None:
+    lock.acquire()
+  try:
+    with stop_signal.StopSignal() as stop:
+      return _train_locked(model_dir, strategy, num_steps, checkpoints, validation, logs,
+                           builders, jit_compile, overwrite, init_from, chief, stop)
+  finally:
+    if lock is not None:
+      lock.release()
+
+
+def _train_locked(model_dir, strategy, num_steps, checkpoints, validation, logs, builders,
+                  jit_compile, overwrite, init_from, chief, stop) -> Dict[str, float]:
+  """`train` once the model dir is held and the stop signals are caught."""
   resumable = model_dir_lib.prepare_model_dir(model_dir, overwrite) if chief else False
   # config.gin is written once the first step has run: a run that fails to
   # start (a bad data path, a bad binding) leaves no config that a corrected
@@ -192,6 +223,7 @@ def train(model_dir: str,
   if current >= num_steps:
     logging.info('step %d >= num_steps %d: nothing to train', current, num_steps)
   config_written = current > 0 and gin_config.read_config(model_dir) is not None
+  stop_requested = _stop_agreement(strategy, stop)
   while current < num_steps:
     step_logs = {k: float(v) for k, v in train_step(train_iterator).items()}
     current = int(state.step.numpy())
@@ -200,7 +232,8 @@ def train(model_dir: str,
       config_written = True
     if step_logs['finite'] < 1.0:
       skipped += 1
-      _handle_nonfinite(state.trainer.settings.nonfinite, current, step_logs, skipped)
+      _handle_nonfinite(state.trainer.settings.nonfinite, current, step_logs, skipped,
+                        model_dir)
     last = current == num_steps
     if current % logs.every == 0 or last:
       logging.info('%s', progress.line(current, step_logs))
@@ -208,8 +241,20 @@ def train(model_dir: str,
       summaries.write_train(train_writer, current, step_logs,
                             trainer_lib.current_learning_rate(state.optimizer),
                             progress.rate(current), skipped)
+    saved = False
     if current % checkpoints.every == 0 or last:
       saver.save(current)
+      saved = True
+    if not last and stop_requested():
+      if not saved:
+        saver.save(current)
+      train_writer.flush()
+      saver.close()
+      name = stop.name or 'a stop signal on another worker'
+      message = (f'stopped by {name} at step {current}: saved ckpt-{current} in {model_dir}; '
+                 'rerun the same command to resume from it')
+      logging.warning('%s', message)
+      raise stop_signal.Interrupted(message, stop.received or 15)
     if validator is not None and (current % validation.every == 0 or last):
       results = validator.evaluate(current)
   train_writer.flush()
@@ -355,11 +400,15 @@ class _Validator:
     return results
 
 
-def _handle_nonfinite(mode: str, current: int, logs: Dict[str, float], skipped: int) -> None:
+def _handle_nonfinite(mode: str, current: int, logs: Dict[str, float], skipped: int,
+                      model_dir: str) -> None:
   """Stops the run ('stop') or logs the skipped batch ('skip'); the weights were not touched."""
   message = nonfinite_message(current, logs)
   if mode == 'stop':
+    saved = checkpoints_lib.list_checkpoints(model_dir)
+    state = (f"the last checkpoint, {os.path.basename(saved[0])}, is intact" if saved
+             else 'no checkpoint was written yet')
     raise FloatingPointError(
-        f'{message}. The weights were not updated; the last checkpoint is intact. '
+        f'{message}. The weights were not updated; {state}. '
         'Set trainer.nonfinite = "skip" to skip such batches.')
   logging.warning('%s: batch skipped (%d so far)', message, skipped)
