@@ -51,7 +51,7 @@ class SmallDisk:
 
   def close(self):
     if self.mounted:
-      subprocess.run(['umount', self.path], check=False)
+      subprocess.run(['umount', '-l', self.path], check=False)
 
 
 @pytest.fixture(name='small_disk')
@@ -137,3 +137,40 @@ def test_separate_on_a_full_disk_is_one_line(model_dir, small_disk, tmp_path):
   assert 'Traceback' not in result.stderr
   leftovers = [n for n in owned_files.list_files(out) if not n.startswith('.mixit_separate')]
   assert leftovers == [], leftovers
+
+
+def test_training_on_a_full_disk_leaves_no_temp_checkpoint_and_a_rerun_works(small_disk,
+                                                                              fuss_root):
+  import gin
+  from data_pipeline import inputs  # noqa: F401
+  from mixit.training import loop
+  from mixit.training import trainer  # noqa: F401
+  from conftest import TINY_GIN_FILES, tiny_params
+  if small_disk is None:
+    pytest.skip('needs a small tmpfs (root on Linux)')
+  small = SmallDisk(os.path.join(small_disk.path, '..', f'tiny_{uuid.uuid4().hex[:6]}'),
+                    size='100k')  # the tiny network's first checkpoint needs about 175 kB
+  try:
+    model_dir = os.path.join(small.path, 'model')
+    params = tiny_params(fuss_root, 'batch_size = 2', 'validation.every = 0')
+    try:
+      gin_config.parse(list(TINY_GIN_FILES), params)
+      with pytest.raises(OSError) as raised:
+        loop.train_from_gin(model_dir, num_steps=1)
+    finally:
+      gin.clear_config()
+    from mixit.commands import cli
+    message = cli.error_line(raised.value)  # what mixit-train prints
+    assert 'cannot save checkpoint ckpt-1' in message and model_dir in message
+    assert 'No space left on device' in message and '\n' not in message
+    assert not [n for n in os.listdir(model_dir) if '_temp' in n], os.listdir(model_dir)
+    assert not os.path.exists(os.path.join(model_dir, owned_files.LOCK_FILE))
+    small.grow()
+    try:
+      gin_config.parse(list(TINY_GIN_FILES), params)
+      loop.train_from_gin(model_dir, num_steps=1)
+    finally:
+      gin.clear_config()
+    assert tf.train.latest_checkpoint(model_dir).endswith('ckpt-1')
+  finally:
+    small.close()

@@ -325,7 +325,19 @@ class _Saver:
                    model_dir_lib.initialize_from(self._state.network, init_from))
 
   def save(self, current: int) -> None:
-    path = self._manager.save(checkpoint_number=current)
+    folder = self._worker_dir or self._model_dir
+    try:
+      path = self._manager.save(checkpoint_number=current)
+    except tf.errors.OpError as error:
+      # A full disk leaves the sharded save's `ckpt-N_temp/` folder: remove it (it is this
+      # save's own), so that nothing blocks the rerun, and say where in one line.
+      for leftover in tf.io.gfile.glob(os.path.join(folder, f'ckpt-{current}_temp*')):
+        try:
+          tf.io.gfile.rmtree(leftover)
+        except tf.errors.OpError:
+          pass
+      reason = ' '.join((error.message or str(error)).split())
+      raise OSError(f'cannot save checkpoint ckpt-{current} in {folder}: {reason}') from error
     if self._chief:
       model_dir_lib.record_files(
           self._model_dir, model_dir_lib.checkpoint_files(self._model_dir, path)
