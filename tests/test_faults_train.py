@@ -390,8 +390,11 @@ def _assert_prompt_named_exit(fuss_root, wild_dir, model_dir, runs, deadline_s):
       continue
     named = [line for line in result.stderr.splitlines()
              if line.startswith('mixit-train: error:') and 'bad.wav' in line]
-    outcomes.append((result.returncode, len(named), round(time.monotonic() - started, 1)))
-  assert all(o[0] == 1 and o[1] == 1 for o in outcomes), outcomes
+    # The file is named before any step: no traceback, and nothing left in the model dir.
+    left = sorted(os.listdir(model_dir)) if os.path.isdir(model_dir) else []
+    outcomes.append((result.returncode, len(named), 'Traceback' in result.stderr, left,
+                     round(time.monotonic() - started, 1)))
+  assert all(o[:4] == (1, 1, False, []) for o in outcomes), outcomes
 
 
 @pytest.mark.parametrize('kind', ['truncated', 'broken_symlink'])
