@@ -365,10 +365,11 @@ def _crop_start(length: tf.Tensor, clip_length: int, random_crop: bool, seed: Op
 
 
 def load_examples(list_path: str, max_sources: int = MAX_SOURCES, labels: bool = False,
-                  check_files: bool = True
+                  check_files: bool = True, allow_outside_root: bool = False
                   ) -> Tuple[List[FussExample], Optional[List[str]]]:
   """The examples of a list and, when `labels`, the class names of its sidecar."""
-  examples = read_example_list(list_path, max_sources=max_sources, check_files=check_files)
+  examples = read_example_list(list_path, max_sources=max_sources, check_files=check_files,
+                               allow_outside_root=allow_outside_root)
   if not labels:
     return examples, None
   sidecar = labels_path_for(list_path)

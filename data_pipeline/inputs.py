@@ -111,15 +111,19 @@ def eval_input_fn(input_context: Optional[tf.distribute.InputContext] = None,
                   max_sources: int = fuss.MAX_SOURCES,
                   sample_rate: int = 16000,
                   clip_seconds: Optional[float] = 10.0,
-                  repeat: bool = False) -> tf.data.Dataset:
+                  repeat: bool = False,
+                  allow_outside_root: bool = False) -> tf.data.Dataset:
   """The evaluation dataset: fixed crops from the start of FUSS examples, in list order.
+
+  `allow_outside_root`: accept listed paths outside the list's folder (refused by default).
 
   Returns:
     Batches {'mixture': [B, T], 'sources': [B, S, T], 'num_sources': [B] int32}.
   """
   per_replica = _per_replica_batch(batch_size, input_context)
   list_path = sources.list_path(data_root, subfolder, split, 'eval_data')
-  examples = sources.shard(fuss.read_example_list(list_path, max_sources=max_sources),
+  examples = sources.shard(fuss.read_example_list(list_path, max_sources=max_sources,
+                                                  allow_outside_root=allow_outside_root),
                            input_context, list_path)
   if len(examples) < per_replica:
     raise ValueError(f'{list_path}: {len(examples)} example(s) per input pipeline make no '

@@ -136,6 +136,8 @@ class FussList:
     data_root, subfolder, split: where the list is.
     check_mixture: assert the mixture files equal the sum of their sources.
     class_names: with labels, the classes the list's `.labels.tsv` sidecar must hold, in order.
+    allow_outside_root: accept listed paths outside the list's folder (refused by default:
+      `fuss.read_example_list`).
   """
   GIN_NAME: ClassVar[str] = 'fuss_list'
   data_root: Optional[str] = None
@@ -143,12 +145,14 @@ class FussList:
   split: str = 'train'
   check_mixture: bool = False
   class_names: Optional[Sequence[str]] = None
+  allow_outside_root: bool = False
 
   def stream(self, clips: Clips, seed: Optional[int]):
     """(this pipeline's shuffled, repeated FUSS elements, the class names of the labels)."""
     path = list_path(self.data_root, self.subfolder, self.split, self.GIN_NAME)
     examples, file_classes = fuss.load_examples(path, max_sources=clips.max_sources,
-                                                labels=clips.labels)
+                                                labels=clips.labels,
+                                                allow_outside_root=self.allow_outside_root)
     if (clips.labels and self.class_names is not None
         and list(self.class_names) != list(file_classes)):
       raise ValueError(f'{fuss.labels_path_for(path)}: classes {file_classes} differ from '

@@ -674,8 +674,11 @@ def evaluate_and_report(example_list: str, output_dir: str, saved_model: Optiona
                         compare: Sequence[str] = (), batch_size: int = 4,
                         max_examples: Optional[int] = None, skip_bad: bool = False,
                         baselines: Sequence[str] = baselines_lib.NAMES,
-                        progress: bool = True, overwrite: bool = False) -> dict:
+                        progress: bool = True, overwrite: bool = False,
+                        allow_outside_root: bool = False) -> dict:
   """What `mixit-evaluate` does: evaluate a SavedModel or separated files, write the report.
+
+  `allow_outside_root`: accept listed paths outside the list's folder (refused by default).
 
   Exactly one of `saved_model` and `separated_dir` must be given. An earlier report in
   `output_dir` is refused before anything is scored unless `overwrite` (see
@@ -685,6 +688,7 @@ def evaluate_and_report(example_list: str, output_dir: str, saved_model: Optiona
     raise ValueError('give exactly one of --saved_model and --separated_dir')
   check_output_dir(output_dir, overwrite)
   examples = fuss_data.read_example_list(example_list, check_files=not skip_bad,
+                                         allow_outside_root=allow_outside_root,
                                          duplicates='error')
   if label is None:
     label = os.path.basename(os.path.normpath(saved_model or separated_dir))

@@ -29,7 +29,8 @@ SCRIPTS = {
         'progress']),
     'mixit-evaluate': ('mixit.commands.evaluate', [
         'saved_model', 'separated_dir', 'example_list', 'output_dir', 'label', 'compare',
-        'batch_size', 'max_examples', 'skip_bad', 'baselines', 'progress', 'overwrite']),
+        'batch_size', 'max_examples', 'skip_bad', 'baselines', 'progress', 'overwrite',
+        'allow_outside_root']),
     'mixit-make-fuss': ('mixit.commands.make_fuss', [
         'output_dir', 'num_train', 'num_validation', 'num_eval', 'sample_rate',
         'clip_seconds', 'reverb', 'clips_dir', 'backgrounds_dir', 'split_fractions',

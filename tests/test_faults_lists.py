@@ -77,11 +77,19 @@ def test_dotdot_that_stays_inside_is_fine(layout):
   assert len(fuss.read_example_list(list_path)) == 1
 
 
-def test_training_input_refuses_the_list_before_any_step(layout):
-  from data_pipeline import fuss as fuss_data
+def test_training_input_refuses_the_list_unless_the_source_allows_it(layout):
+  from data_pipeline import sources
   list_path = _list(layout, 'train/ex.wav\t../elsewhere/x.wav')
   with pytest.raises(ValueError, match=r'train_example_list.txt:1: path leaves'):
-    fuss_data.load_examples(list_path)
+    fuss.load_examples(list_path)
+  clips = sources.Clips(batch_size=1, num_mixtures=2, max_sources=4, sample_rate=RATE,
+                        clip_seconds=0.5, random_crop=False, shuffle_buffer=1, gain_db=None,
+                        labels=False, seed=0)
+  with pytest.raises(ValueError, match='leaves the dataset root'):
+    sources.FussMixtures(data_root=str(layout), split='train').stream(clips, seed=0)
+  dataset, _ = sources.FussMixtures(data_root=str(layout), split='train',
+                                    allow_outside_root=True).stream(clips, seed=0)
+  assert next(iter(dataset))['num_sources'] == 1
 
 
 def test_evaluator_refuses_the_list(layout, tmp_path):

@@ -48,6 +48,9 @@ _BASELINES = flags.DEFINE_list('baselines', list(baselines_lib.NAMES),
 _PROGRESS = flags.DEFINE_boolean('progress', True, 'Show a progress bar.')
 _OVERWRITE = flags.DEFINE_boolean(
     'overwrite', False, 'Replace an earlier report in --output_dir (only its own files).')
+_ALLOW_OUTSIDE_ROOT = flags.DEFINE_boolean(
+    'allow_outside_root', False,
+    "Accept list lines whose paths leave the list's folder (../, absolute paths elsewhere).")
 
 
 def main(argv) -> int:
@@ -59,7 +62,8 @@ def main(argv) -> int:
         saved_model=_SAVED_MODEL.value, separated_dir=_SEPARATED_DIR.value,
         label=_LABEL.value, compare=_COMPARE.value, batch_size=_BATCH_SIZE.value,
         max_examples=_MAX_EXAMPLES.value, skip_bad=_SKIP_BAD.value,
-        baselines=_BASELINES.value, progress=_PROGRESS.value, overwrite=_OVERWRITE.value)
+        baselines=_BASELINES.value, progress=_PROGRESS.value, overwrite=_OVERWRITE.value,
+        allow_outside_root=_ALLOW_OUTSIDE_ROOT.value)
   except (ValueError, FileNotFoundError, FileExistsError) as e:
     sys.stderr.write(f'mixit-evaluate: error: {e}\n')
     return 1
