@@ -259,6 +259,12 @@ def _train_locked(model_dir, strategy, num_steps, checkpoints, validation, logs,
       results = validator.evaluate(current)
   train_writer.flush()
   saver.close()
+  from data_pipeline import audio_io, wild  # noqa: I001  (the skipped files' record)
+  bad_files = wild.skipped_files()
+  if bad_files:
+    shown = ', '.join(audio_io.printable_path(p) for p in sorted(bad_files)[:5])
+    logging.warning('%d bad in-the-wild file(s) were skipped in this run: %s%s', len(bad_files),
+                    shown, ' ...' if len(bad_files) > 5 else '')
   out = dict(step_logs)
   out.update({f'eval/{k}': v for k, v in results.items()})
   out['step'] = float(int(state.step.numpy()))
