@@ -160,8 +160,8 @@ def train_export_evaluate(run: Run, data_root: str, out: str, num_steps: int,
   train_info = _read_json(train_info_path)
   params = [f"DATA_ROOT = '{data_root}'", f'CLIP_SECONDS = {CLIP_SECONDS}',
             f'train_data.clip_seconds = {TRAIN_CROP_SECONDS}',
-            f'training.num_steps = {num_steps}', 'training.eval_every = 0',
-            'training.log_every = 250', 'training.jit_compile = True',
+            f'training.num_steps = {num_steps}', 'validation.every = 0',
+            'logs.every = 250', 'training.jit_compile = True',
             f'learning_rate = {LEARNING_RATE}', *run.gin_params(), *extra]
   if not train_info or train_info.get('gin_params') != params:
     if os.path.exists(model_dir):

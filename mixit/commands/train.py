@@ -51,7 +51,6 @@ _VIRTUAL_CPUS = flags.DEFINE_integer(
 
 def _import_configurables() -> None:
   """Imports every module that registers gin configurables used by training."""
-  # pylint: disable=g-import-not-at-top,unused-import
   from mixit import model  # noqa: F401
   from mixit.training import loop as train_loop  # noqa: F401
   from mixit.training import trainer  # noqa: F401
@@ -64,7 +63,7 @@ def main(argv) -> None:
   if _VIRTUAL_CPUS.value:
     strategy_lib.split_cpu(_VIRTUAL_CPUS.value)
   _import_configurables()
-  from mixit.training import loop as train_loop  # pylint: disable=g-import-not-at-top
+  from mixit.training import loop as train_loop
   gin_config.parse(_GIN_FILE.value, _GIN_PARAM.value, _GIN_SEARCH_PATH.value)
   gin_config.check_binding_types()
   strategy = strategy_lib.get_strategy(_STRATEGY.value, tpu=_TPU.value,
@@ -80,7 +79,7 @@ def main(argv) -> None:
 
 
 def gin_config_text() -> str:
-  import gin  # pylint: disable=g-import-not-at-top
+  import gin
   return gin.config_str()
 
 
