@@ -22,7 +22,7 @@ from typing import Dict, List, Tuple
 from absl import app
 from absl import flags
 
-import mixit  # noqa: F401  (KERAS_BACKEND, quiet start)
+import mixit  # noqa: F401  (sets KERAS_BACKEND)
 from eval import fuss as fuss_eval
 
 _SAVED_MODEL = flags.DEFINE_multi_string('saved_model', [], 'name=path of a SavedModel to score.')
