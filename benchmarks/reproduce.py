@@ -450,6 +450,9 @@ def write_report(results: Dict[str, dict], weights: Sequence[float], path: str, 
   lines = [
       '# The paper\'s MSi-vs-1S trade-off at CPU scale (synthetic data)',
       '',
+      'Models trained and scored on real recordings (the real-audio workbench): '
+      '[docs/real_sound.md](docs/real_sound.md).',
+      '',
       'Written by `benchmarks/reproduce.py`. Every run: the small TDCN++ '
       '(`gin/models/tdcnpp_small.gin`, about 0.3 M parameters), mixtures of 2 mixtures of '
       f'random {TRAIN_CROP_SECONDS:g}-s crops of the {CLIP_SECONDS:g}-s clips of the synthetic '
