@@ -13,6 +13,14 @@ one of the command's but not recorded is the command's only when it is newer tha
 `write_atomically` writes any file through a temporary file and a rename, so a kill or an
 error leaves the old file or the new one, never a half-written one.
 
+Concurrent writers (the workers of `mixit-separate-beam`) never rewrite a shared record: a
+grouped record with `RecordSpec.parts` takes one part per group, a small JSON file in the
+record's parts folder written atomically by the one writer of that group (`write_part`), and
+a single writer at the end folds the parts into the record (`merge_parts`). Every reader
+(`Record(folder, spec)`) sees the record with its parts merged, so a run killed before the
+merge is still understood; a pending part (a group being written) makes its files the
+command's without giving the group an entry.
+
 Paths go through `tf.io.gfile` (local, gs://, ram://); names inside a folder are '/'-joined
 relative paths. Imports TensorFlow and the standard library only (nothing of the package), so
 every part of the package, eval included, may use it.
@@ -160,6 +168,9 @@ class RecordSpec:
       existed), lists nothing (`Record.files` None: the command's rule for older versions
       applies); otherwise either is a ValueError.
     indent, sort_keys, final_newline: the JSON layout written.
+    parts: for a grouped record that concurrent writers add to, the subfolder holding one
+      part per group (`<parts>/<group>.json`, `Record.write_part`) until a single writer
+      folds them into the record (`Record.merge_parts`); None: no parts.
   """
   filename: str
   format: str
@@ -171,6 +182,7 @@ class RecordSpec:
   indent: int = 1
   sort_keys: bool = False
   final_newline: bool = False
+  parts: Optional[str] = None
 
 
 # A training run's model dir: `{"format", "started": Unix time, "files": [...]}`; files are
@@ -182,10 +194,12 @@ RUN = RecordSpec('mixit_run.json', 'mixit-run-manifest', 'mixit run manifest',
 EXPORT = RecordSpec('mixit_export.json', 'mixit-separation-savedmodel', 'mixit export record',
                     lenient=True, indent=2)
 # `mixit-separate`, one per folder of outputs: `{"format", "inputs": {"<stem>": {"input",
-# "num_sources", "outputs": [...], "dropped": [...]}}}` (`eval/fuss.py` reads it too).
+# "num_sources", "outputs": [...], "dropped": [...]}}}` (`eval/fuss.py` reads it too). The
+# workers of `mixit-separate-beam` write one part per input into `.mixit_separate.parts/`,
+# folded into the record at the end of the run.
 SEPARATION = RecordSpec('.mixit_separate.json', 'mixit-separate-record',
                         'mixit-separate record', files_key='outputs', groups='inputs',
-                        check_format=True, sort_keys=True)
+                        check_format=True, sort_keys=True, parts='.mixit_separate.parts')
 # `mixit-evaluate`: `{"format", "files": [...]}`.
 REPORT = RecordSpec('.mixit_evaluate.json', 'mixit-evaluate-record', 'mixit-evaluate record')
 
@@ -194,6 +208,11 @@ SPECS = (RUN, EXPORT, SEPARATION, REPORT)
 
 class Record:
   """The record `spec` of the files a command wrote into `folder` (read at construction).
+
+  With `read_parts` (and a spec with parts), the parts folder is read too: `groups`, `files`
+  and `owns` are those of the record with its parts merged (a finished part's entry replaces
+  the record's; a pending part adds its files only). A writer that reads one group's part
+  when it needs it (`read_part`: a worker of a concurrent run) passes False.
 
   Attributes:
     folder, spec, path: where it is and what it is.
@@ -204,15 +223,18 @@ class Record:
     ValueError: the record is not one of `spec` (unless `spec.lenient`).
   """
 
-  def __init__(self, folder: str, spec: RecordSpec):
+  def __init__(self, folder: str, spec: RecordSpec, read_parts: bool = True):
     self.folder = os.fspath(folder)
     self.spec = spec
     self.path = os.path.join(self.folder, spec.filename)
     self.exists = tf.io.gfile.exists(self.path)
     self.data = {}
     self._files = None
+    self._parts = {}  # group name -> part, as read (`read_parts`, `read_part`) or written
     if self.exists:
       self._read()
+    if read_parts and spec.parts:
+      self._read_parts()
 
   def _read(self) -> None:
     try:
@@ -252,7 +274,10 @@ class Record:
   @property
   def files(self) -> Optional[List[str]]:
     """The files recorded ('/'-joined, relative), or None when no record lists any."""
-    return None if self._files is None else list(self._files)
+    if self._files is None and not self._parts:
+      return None
+    recorded = list(self._files or [])
+    return recorded + [name for name in self._part_files() if name not in recorded]
 
   @property
   def started(self) -> Optional[float]:
@@ -261,7 +286,7 @@ class Record:
 
   def owns(self, name: str) -> bool:
     """Whether the file `name` (relative to the folder) is recorded."""
-    return self._files is not None and name in self._files
+    return (self._files is not None and name in self._files) or name in self._part_files()
 
   def unrecorded(self, names: Iterable[str]) -> Tuple[List[str], List[str]]:
     """Splits the names of `names` the record does not list into (those modified since the
@@ -279,12 +304,28 @@ class Record:
 
   @property
   def groups(self) -> dict:
-    """`{group name: entry}` of a grouped record ({} when there is none)."""
+    """`{group name: entry}` of a grouped record ({} when there is none), finished parts
+    included."""
     self._check_grouped(True)
-    return dict(self.data.get(self.spec.groups, {}))
+    groups = dict(self.data.get(self.spec.groups, {}))
+    groups.update({name: dict(part['entry']) for name, part in self._parts.items()
+                   if not part['pending']})
+    return groups
 
   def group(self, name: str) -> Optional[dict]:
     return self.groups.get(name)
+
+  def group_files(self, name: str) -> List[str]:
+    """The files of group `name` in the record and in its part (finished or pending), the
+    record's first."""
+    self._check_grouped(True)
+    part = self._parts.get(name)
+    entries = {}
+    for key, entry in (('record', self.data.get(self.spec.groups, {}).get(name)),
+                       ('part', part['entry'] if part else None)):
+      if entry is not None:
+        entries[key] = entry
+    return list(dict.fromkeys(self._listed({self.spec.groups: entries}))) if entries else []
 
   def set_group(self, name: str, files: Sequence[str], **fields) -> None:
     """Records group `name` (its `files` and other `fields`), replacing its earlier entry,
@@ -294,7 +335,121 @@ class Record:
     entry[self.spec.files_key] = list(files)
     groups = self.groups
     groups[name] = entry
+    folded = [n for n, part in self._parts.items() if not part['pending']]
     self._set({'format': self.spec.format, **self.data, self.spec.groups: groups})
+    # The finished parts are in the record now, and `name`'s part (finished or pending) is
+    # replaced by its new entry.
+    if self.spec.parts:
+      self.remove_parts(set(folded) | {name})
+
+  # ------------------------------------------------------------------------------ parts
+
+  @property
+  def parts_folder(self) -> str:
+    self._check_parts()
+    return os.path.join(self.folder, self.spec.parts)
+
+  def part_path(self, name: str) -> str:
+    """Where group `name`'s part is written (`<parts>/<name>.json`)."""
+    if not is_safe_name(name) or '/' in name:
+      raise ValueError(f'{self.spec.description}: {name!r} cannot name a part')
+    return os.path.join(self.parts_folder, f'{name}.json')
+
+  @property
+  def parts(self) -> dict:
+    """`{group name: {"group", "pending", "entry"}}`, the parts read or written."""
+    return {name: dict(part) for name, part in self._parts.items()}
+
+  def read_part(self, name: str) -> Optional[dict]:
+    """Reads group `name`'s part afresh (a writer's view of its own group); None: none."""
+    path = self.part_path(name)
+    if not tf.io.gfile.exists(path):
+      self._parts.pop(name, None)
+      return None
+    part = self._read_part_file(path)
+    self._parts[name] = part
+    return dict(part)
+
+  def write_part(self, name: str, files: Sequence[str], pending: bool = False,
+                 **fields) -> None:
+    """Writes group `name`'s part (atomically): its `files` and other `fields`, like
+    `set_group`; `pending`: the group is being written, its files are claimed but it gets no
+    entry. Only the writer of group `name` writes its part, so concurrent writers of other
+    groups lose nothing."""
+    entry = dict(fields)
+    entry[self.spec.files_key] = list(files)
+    part = {'format': self.spec.format, 'group': name, 'pending': bool(pending),
+            'entry': entry}
+    self._check_part(part, name)
+    tf.io.gfile.makedirs(self.parts_folder)
+    text = json.dumps(part, indent=self.spec.indent, sort_keys=self.spec.sort_keys)
+    write_atomically(self.part_path(name), text)
+    self._parts[name] = part
+
+  def merge_parts(self) -> List[str]:
+    """Folds the finished parts into the record (the single writer at the end of a concurrent
+    run): the record and every part are read afresh, the record is written with their entries
+    (atomically), then those parts are removed. Pending parts stay. Returns the groups
+    folded."""
+    self._check_parts()
+    fresh = Record(self.folder, self.spec)
+    done = sorted(n for n, part in fresh._parts.items() if not part['pending'])
+    if done:
+      fresh._set({'format': self.spec.format, **fresh.data, self.spec.groups: fresh.groups})
+      fresh.remove_parts(done)
+    elif tf.io.gfile.isdir(fresh.parts_folder) and not tf.io.gfile.listdir(fresh.parts_folder):
+      tf.io.gfile.rmtree(fresh.parts_folder)
+    self.exists, self.data, self._files, self._parts = (fresh.exists, fresh.data, fresh._files,
+                                                        fresh._parts)
+    return done
+
+  def remove_parts(self, names: Iterable[str]) -> None:
+    """Removes the parts of `names` that exist (only those), then the parts folder when it is
+    empty."""
+    for name in names:
+      self._parts.pop(name, None)
+      _remove_quietly(self.part_path(name))
+    folder = self.parts_folder
+    if tf.io.gfile.isdir(folder) and not tf.io.gfile.listdir(folder):
+      tf.io.gfile.rmtree(folder)
+
+  def _read_parts(self) -> None:
+    folder = self.parts_folder
+    if not tf.io.gfile.isdir(folder):
+      return
+    for filename in sorted(tf.io.gfile.listdir(folder)):
+      # Only `<group>.json`: a temporary (`TEMPORARY_SUFFIX`) left by a kill is not a part.
+      if filename.endswith('.json'):
+        part = self._read_part_file(os.path.join(folder, filename))
+        self._parts[part['group']] = part
+
+  def _read_part_file(self, path: str) -> dict:
+    try:
+      with tf.io.gfile.GFile(path) as f:
+        part = json.load(f)
+      name = os.path.basename(path)[:-len('.json')]
+      self._check_part(part, name)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+      raise ValueError(f'{path}: not a part of a {self.spec.description} ({e}); move it '
+                       'away') from e
+    return part
+
+  def _check_part(self, part, name: str) -> None:
+    if not isinstance(part, dict) or part.get('format') != self.spec.format:
+      raise ValueError(f'format {part.get("format") if isinstance(part, dict) else None!r}')
+    if part.get('group') != name or not isinstance(part.get('pending'), bool):
+      raise ValueError(f'group {part.get("group")!r}, pending {part.get("pending")!r}')
+    self._listed({self.spec.groups: {name: dict(part['entry'])}})
+
+  def _part_files(self) -> List[str]:
+    if not self._parts:
+      return []
+    return self._listed({self.spec.groups: {name: part['entry']
+                                            for name, part in self._parts.items()}})
+
+  def _check_parts(self) -> None:
+    if not self.spec.parts:
+      raise TypeError(f'{self.spec.description} has no parts')
 
   def _check_grouped(self, grouped: bool) -> None:
     if (self.spec.groups is not None) != grouped:

@@ -391,3 +391,55 @@ def test_old_report_records_let_overwrite_remove_only_the_report(tmp_path):
   _write(os.path.join(legacy, 'scores.csv'))
   _write(os.path.join(legacy, 'my_notes.txt'))
   assert sorted(fuss.check_output_dir(legacy, overwrite=True)) == ['scores.csv', 'summary.json']
+
+
+def test_concurrent_writers_add_parts_that_every_reader_merges(tmp_path):
+  """mixit-separate-beam's workers: one part per input, written by its own worker; readers
+  (mixit-separate, mixit-evaluate) see them merged; one writer folds them in at the end."""
+  folder = str(tmp_path / 'separated')
+  _write(os.path.join(folder, '.mixit_separate.json'), SEPARATE)
+  # Two workers, each with the record as it was when it started (read once, no parts).
+  first = separate.OutputRecord(folder, shared=True)
+  second = separate.OutputRecord(folder, shared=True)
+  first.set('cat', os.path.join(folder, 'cat.wav'), 2,
+            [os.path.join(folder, 'cat_source0.wav'), os.path.join(folder, 'cat_source1.wav')],
+            [])
+  second.claim('dog', os.path.join(folder, 'dog.wav'), 2,
+               [os.path.join(folder, f'dog_source{i}.wav') for i in range(2)])
+  second.set('bird', os.path.join(folder, 'bird.wav'), 2,
+             [os.path.join(folder, 'bird_source0.wav')], [1])
+  assert json.load(open(os.path.join(folder, '.mixit_separate.json'))) == json.loads(SEPARATE)
+  parts = os.path.join(folder, '.mixit_separate.parts')
+  assert sorted(os.listdir(parts)) == ['bird.json', 'cat.json', 'dog.json']
+  # Readers: finished parts replace or add entries; a pending one only claims its files.
+  for entries in (fuss.read_separate_record(folder), separate.OutputRecord(folder).inputs):
+    assert sorted(entries) == ['bird', 'cat', 'frog']
+    assert entries['bird']['num_sources'] == 2 and entries['cat']['dropped'] == []
+  reader = separate.OutputRecord(folder)
+  assert reader.owns(os.path.join(folder, 'dog_source1.wav'))
+  assert reader.owns(os.path.join(folder, 'bird_source2.wav'))  # the earlier bird output
+  assert reader.outputs_of('bird') == [os.path.join(folder, f'bird_source{i}.wav')
+                                       for i in range(3)]
+  assert reader.state('dog', 2) == 'incomplete' and reader.state('cat', 2) == 'incomplete'
+  assert reader.state('cat', 3) == 'other' and reader.state('owl', 2) == 'new'
+  for name in ('cat_source0.wav', 'cat_source1.wav'):
+    _write(os.path.join(folder, name))
+  assert separate.OutputRecord(folder).state('cat', 2) == 'complete'
+  # A worker's view of another input's part is read when it needs it.
+  assert first.owns(os.path.join(folder, 'dog_source0.wav'))
+  # The end of the run: the finished parts go into the record; the pending one stays.
+  record = owned_files.Record(folder, owned_files.SEPARATION)
+  assert record.merge_parts() == ['bird', 'cat']
+  data = json.load(open(os.path.join(folder, '.mixit_separate.json')))
+  assert sorted(data['inputs']) == ['bird', 'cat', 'frog']
+  assert data['inputs']['frog'] == json.loads(SEPARATE)['inputs']['frog']
+  assert os.listdir(parts) == ['dog.json']
+  # mixit-separate recording an input folds its part in too; the parts folder goes.
+  separate.OutputRecord(folder).set('dog', os.path.join(folder, 'dog.wav'), 2,
+                                    [os.path.join(folder, 'dog_source0.wav')], [1])
+  assert not os.path.exists(parts)
+  assert sorted(fuss.read_separate_record(folder)) == ['bird', 'cat', 'dog', 'frog']
+  # A file in the parts folder that is not a part is refused, naming it.
+  _write(os.path.join(parts, 'owl.json'), '{"format": "other"}')
+  with pytest.raises(ValueError, match='owl.json: not a part of a mixit-separate record'):
+    separate.OutputRecord(folder)
