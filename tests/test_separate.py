@@ -417,6 +417,39 @@ def test_input_listing_errors(tmp_path):
     separate.find_inputs(str(tmp_path / 'clash'))
 
 
+def test_list_files_and_globs_as_input(tmp_path, ram_dir):
+  """--input may be a list file (.txt, .lst) or a glob: mixit-separate and
+  mixit-separate-beam share `find_inputs`."""
+  (tmp_path / 'rec' / 'sub').mkdir(parents=True)
+  for name in ('a.wav', 'b.flac', 'sub/c.wav', 'sub/.hidden.wav'):
+    _write(tmp_path / 'rec' / name, np.zeros(10, np.float32), RATE)
+  (tmp_path / 'rec' / 'sub' / 'notes.txt').write_text('x')
+  listing = tmp_path / 'rec' / 'picks.lst'
+  listing.write_text('\ufeff# mine\na.wav\n\n  sub/c.wav  \na.wav\n'
+                     f'{tmp_path / "elsewhere" / "d.ogg"}\n../rec/b.flac\n')
+  assert separate.find_inputs(str(listing)) == [
+      (str(tmp_path / 'rec' / 'a.wav'), 'a'), (str(tmp_path / 'rec' / 'sub/c.wav'), 'sub/c'),
+      (str(tmp_path / 'elsewhere' / 'd.ogg'), 'd'),  # outside the list's folder: its name
+      (str(tmp_path / 'rec' / '../rec/b.flac'), 'b')]
+  assert separate.find_inputs(str(tmp_path / 'rec' / '*' / '*.wav')) == [
+      (str(tmp_path / 'rec' / 'sub' / 'c.wav'), 'sub/c')]  # hidden files and .txt left out
+  assert [stem for _, stem in separate.find_inputs(str(tmp_path / 'rec' / '[ab].*'))] == [
+      'a', 'b']
+  listing.write_text('a.wav\na.flac\n')
+  with pytest.raises(ValueError, match='share a name'):
+    separate.find_inputs(str(listing))
+  listing.write_text('# nothing\n')
+  with pytest.raises(ValueError, match='names no files'):
+    separate.find_inputs(str(listing))
+  with pytest.raises(ValueError, match='matches no audio files'):
+    separate.find_inputs(str(tmp_path / 'rec' / '*.mp3'))
+  # On ram:// (as on gs://), a list there names files there.
+  import tensorflow as tf
+  with tf.io.gfile.GFile(f'{ram_dir}/list.txt', 'w') as f:
+    f.write('x.wav\n')
+  assert separate.find_inputs(f'{ram_dir}/list.txt') == [(f'{ram_dir}/x.wav', 'x')]
+
+
 def _ram_write(path, waveform, rate, fmt='WAV', subtype='PCM_16'):
   """Writes a file of any libsndfile format to a gfile path (ram://)."""
   import io

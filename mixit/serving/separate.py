@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -66,33 +67,112 @@ class BatchReport:
 # Inputs and outputs.
 
 
+# An --input with one of these extensions is a list of paths, one a line (no audio format
+# uses them).
+LIST_EXTENSIONS = ('.txt', '.lst')
+_GLOB_CHARACTERS = ('*', '?', '[')
+
+
 def find_inputs(input_path: str) -> List[Tuple[str, str]]:
   """Audio files to separate: [(path, output stem relative to the output dir)].
 
-  A file is taken whatever its extension; a folder is searched recursively by
-  `audio_io.find_audio_files` (`audio_io.AUDIO_EXTENSIONS`, hidden files and
-  folders skipped; a folder's files, sorted, before its subfolders'). Paths go
+  `input_path` is one of:
+  - an audio file, taken whatever its extension (stem: its name);
+  - a folder, searched recursively by `audio_io.find_audio_files`
+    (`audio_io.AUDIO_EXTENSIONS`, hidden files and folders skipped; a folder's
+    files, sorted, before its subfolders'; stems: paths relative to the folder);
+  - a list file (`LIST_EXTENSIONS`: `.txt`, `.lst`): one path a line, UTF-8,
+    blank lines and `#` comments skipped, a relative path relative to the list's
+    folder, a repeated path taken once (stems: paths relative to the list's folder
+    for those under it, the file name for the others; a listed file that is
+    missing or bad fails when it is separated, like any other);
+  - a glob (a path that does not exist and holds `*`, `?` or `[`): the audio
+    files (`audio_io.AUDIO_EXTENSIONS`, hidden files skipped) that
+    `tf.io.gfile.glob` matches (stems: paths relative to the folder before the
+    first wildcard).
+  Stems are without extension; two inputs with the same stem are refused. Paths go
   through `tf.io.gfile` (local, gs://, ram://).
   """
   input_path = os.fspath(input_path)
   audio_io.check_utf8_name(input_path)
-  if not tf.io.gfile.exists(input_path):
+  exists = tf.io.gfile.exists(input_path)
+  if not exists and any(c in input_path for c in _GLOB_CHARACTERS):
+    found = _glob_inputs(input_path)
+  elif not exists:
     raise FileNotFoundError(f'--input {input_path} does not exist')
-  if not tf.io.gfile.isdir(input_path):
-    return [(input_path, os.path.splitext(os.path.basename(input_path))[0])]
-  found = [(path, os.path.splitext(os.path.relpath(path, input_path))[0])
-           for path in audio_io.find_audio_files(input_path)]
-  if not found:
-    raise ValueError(f'--input folder {input_path} holds no audio files '
-                     f'({", ".join(audio_io.AUDIO_EXTENSIONS)})')
+  elif not tf.io.gfile.isdir(input_path):
+    if not input_path.lower().endswith(LIST_EXTENSIONS):
+      return [(input_path, os.path.splitext(os.path.basename(input_path))[0])]
+    found = _listed_inputs(input_path)
+  else:
+    found = [(path, os.path.splitext(os.path.relpath(path, input_path))[0])
+             for path in audio_io.find_audio_files(input_path)]
+    if not found:
+      raise ValueError(f'--input folder {input_path} holds no audio files '
+                       f'({", ".join(audio_io.AUDIO_EXTENSIONS)})')
   stems = {}
   for path, stem in found:
     stems.setdefault(stem, []).append(path)
   clashes = [paths for paths in stems.values() if len(paths) > 1]
   if clashes:
     raise ValueError(f'files whose outputs would share a name (same name, different '
-                     f'extension): {clashes[:5]}')
+                     f'extension or folder): {clashes[:5]}')
   return found
+
+
+def _stem(path: str, root: str) -> str:
+  """`path` relative to the folder `root` when it lies under it, else its file name; without
+  the extension."""
+  root = '' if root in ('', '.') else root.rstrip('/')
+  relative = None
+  if root and path.startswith(root + '/'):
+    relative = path[len(root) + 1:]
+  elif not root and '://' not in path and not os.path.isabs(path):
+    relative = path
+  if relative is not None:
+    relative = os.path.normpath(relative)
+  if relative is None or relative == '..' or relative.startswith('../'):
+    relative = os.path.basename(path)
+  return os.path.splitext(relative)[0]
+
+
+def _listed_inputs(list_path: str) -> List[Tuple[str, str]]:
+  """The paths a list file names (see `find_inputs`)."""
+  with tf.io.gfile.GFile(list_path, 'rb') as f:
+    data = f.read()
+  try:
+    text = data.decode('utf-8-sig')
+  except UnicodeDecodeError as e:
+    raise ValueError(f'--input list {list_path} is not UTF-8 text ({e})') from None
+  folder = os.path.dirname(list_path)
+  paths = []
+  for line in text.splitlines():
+    line = line.strip()
+    if not line or line.startswith('#'):
+      continue
+    path = line if (os.path.isabs(line) or '://' in line) else os.path.join(folder, line)
+    paths.append(path)
+  unique = list(dict.fromkeys(paths))
+  if len(unique) < len(paths):
+    logging.warning('--input list %s names %d path(s) more than once: each is separated once',
+                    list_path, len(paths) - len(unique))
+  if not unique:
+    raise ValueError(f'--input list {list_path} names no files')
+  return [(path, _stem(path, folder)) for path in unique]
+
+
+def _glob_inputs(pattern: str) -> List[Tuple[str, str]]:
+  """The audio files a glob matches (see `find_inputs`)."""
+  parts = pattern.split('/')
+  fixed = next(i for i, part in enumerate(parts) if any(c in part for c in _GLOB_CHARACTERS))
+  root = '/'.join(parts[:fixed])
+  found = [path.rstrip('/') for path in sorted(tf.io.gfile.glob(pattern))]
+  found = [path for path in found if not os.path.basename(path).startswith('.')
+           and path.lower().endswith(audio_io.AUDIO_EXTENSIONS)]
+  if not found:
+    raise ValueError(f'--input {pattern} matches no audio files '
+                     f'({", ".join(audio_io.AUDIO_EXTENSIONS)})')
+  return [(path, _stem(path, root)) for path in found]
 
 
 def _resolved(path: str) -> str:
@@ -116,11 +196,22 @@ class OutputRecord:
   output dir lies in the input folder: a user's own `bird_source1.wav` is an
   input like any other, and never overwritten. `mixit-evaluate
   --separated_dir` reads the record to know how many outputs each example has.
+
+  `shared`: concurrent writers add to this folder (the workers of
+  `mixit-separate-beam`). The record is then read once and never rewritten: each
+  input's entry is written as its own part (`.mixit_separate.parts/<name>.json`,
+  atomically, by the one worker separating that input; `owned_files.Record.write_part`),
+  read afresh when that input is separated (`refresh`), and folded into the record
+  by `owned_files.Record.merge_parts` at the end of the run. Every reader (this
+  class unshared, `mixit-evaluate`) sees the parts merged in.
   """
 
-  def __init__(self, output_dir: str):
+  def __init__(self, output_dir: str, shared: bool = False):
     self.output_dir = os.fspath(output_dir)
-    self._record = owned_files.Record(self.output_dir, owned_files.SEPARATION)
+    self.shared = shared
+    self._record = owned_files.Record(self.output_dir, owned_files.SEPARATION,
+                                      read_parts=not shared)
+    self._parts_read = set()
     self.path = self._record.path
 
   @property
@@ -130,45 +221,100 @@ class OutputRecord:
   def _relative(self, path: str) -> str:
     return os.path.relpath(_resolved(path), _resolved(self.output_dir))
 
+  def refresh(self, name: str) -> None:
+    """Reads input `name`'s part afresh (shared: another attempt may have written it)."""
+    self._record.read_part(name)
+    self._parts_read.add(name)
+
+  def _load(self, name: str) -> None:
+    if self.shared and name not in self._parts_read:
+      self.refresh(name)
+
   def owns(self, path: str) -> bool:
+    match = _OUTPUT_NAME.fullmatch(os.path.basename(path))
+    if match:
+      self._load(match.group(1))
     return self._record.owns(self._relative(path))
 
   def outputs_of(self, stem: str) -> List[str]:
-    entry = self._record.group(stem)
-    return [os.path.join(self.output_dir, p) for p in entry['outputs']] if entry else []
+    """The outputs recorded for input `stem`: in the record, and in its part (a finished or
+    pending separation of a concurrent run)."""
+    self._load(stem)
+    return [os.path.join(self.output_dir, p) for p in self._record.group_files(stem)]
 
   def set(self, stem: str, input_path: str, num_sources: int, outputs: Sequence[str],
           dropped: Sequence[int]) -> None:
-    """Records (and saves) what separating `input_path` wrote."""
-    self._record.set_group(
-        stem, sorted(set(self._relative(p) for p in outputs)),
+    """Records (and saves) what separating `input_path` wrote (shared: as its part)."""
+    fields = dict(input=os.path.abspath(input_path) if '://' not in input_path else input_path,
+                  num_sources=int(num_sources), dropped=[int(i) for i in dropped])
+    files = sorted(set(self._relative(p) for p in outputs))
+    if self.shared:
+      self._record.write_part(stem, files, **fields)
+    else:
+      self._record.set_group(stem, files, **fields)
+
+  def claim(self, stem: str, input_path: str, num_sources: int,
+            outputs: Sequence[str]) -> None:
+    """Records, before they are put in place, the outputs that separating `input_path` may
+    write (a pending part): an attempt killed between putting them in place and `set`
+    leaves files that the next attempt knows as this tool's."""
+    self._record.write_part(
+        stem, sorted(set(self._relative(p) for p in outputs)), pending=True,
         input=os.path.abspath(input_path) if '://' not in input_path else input_path,
-        num_sources=int(num_sources), dropped=[int(i) for i in dropped])
+        num_sources=int(num_sources), dropped=[])
+
+  def unclaim(self, stem: str) -> None:
+    """Drops input `stem`'s part (a claim whose outputs were never put in place)."""
+    self._record.remove_parts([stem])
+
+  def state(self, stem: str, num_sources: int) -> str:
+    """What a rerun finds of input `stem` separated into `num_sources` outputs: 'complete'
+    (recorded with that M, every recorded output there), 'incomplete' (recorded with that M
+    but an output missing, or claimed by an attempt that did not finish), 'other' (recorded
+    with another M) or 'new'."""
+    self._load(stem)
+    part = self._record.parts.get(stem)
+    entry = dict(part['entry']) if part and part['pending'] else self._record.group(stem)
+    if entry is None:
+      return 'new'
+    if entry.get('num_sources') != num_sources:
+      return 'other'
+    if part and part['pending']:
+      return 'incomplete'
+    present = all(tf.io.gfile.exists(os.path.join(self.output_dir, name))
+                  for name in entry['outputs'])
+    return 'complete' if present else 'incomplete'
 
   def entry(self, name: str) -> Optional[dict]:
+    self._load(name)
     return self._record.group(name)
 
   def save(self) -> None:
     self._record.save()
 
 
-class Records:
-  """The `OutputRecord` of each output folder, read once."""
+# `<stem>_source<i>.wav`, the name of an output.
+_OUTPUT_NAME = re.compile(r'(.*)_source\d+\.wav')
 
-  def __init__(self):
+
+class Records:
+  """The `OutputRecord` of each output folder, read once (`shared`: see `OutputRecord`)."""
+
+  def __init__(self, shared: bool = False):
+    self.shared = shared
     self._by_folder = {}
 
   def folder(self, folder: str) -> OutputRecord:
     key = _resolved(folder)
     if key not in self._by_folder:
-      self._by_folder[key] = OutputRecord(folder)
+      self._by_folder[key] = OutputRecord(folder, shared=self.shared)
     return self._by_folder[key]
 
   def owns(self, path: str) -> bool:
     return self.folder(os.path.dirname(path) or '.').owns(path)
 
 
-def _exclude_own_outputs(inputs: List[Tuple[str, str]], output_dir: str,
+def exclude_own_outputs(inputs: List[Tuple[str, str]], output_dir: str,
                          record: Records) -> List[Tuple[str, str]]:
   """Drops this tool's earlier outputs (as recorded) from the inputs when the output dir
   lies in the input folder, so that a rerun does not separate its own sources; every
@@ -179,7 +325,7 @@ def _exclude_own_outputs(inputs: List[Tuple[str, str]], output_dir: str,
   return kept
 
 
-def _collisions(paths: Sequence[str], records: Records, input_path: str,
+def check_outputs(paths: Sequence[str], records: Records, input_path: str,
                 overwrite: bool) -> None:
   """Raises FileExistsError for an output path that exists: always for a file this tool
   did not write, and without `overwrite` for its own."""
@@ -282,7 +428,7 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
                   records: Optional[Records] = None) -> FileResult:
   """Separates one file into `output_dir/<stem>_source{i}.wav`.
 
-  The steps: check the outputs may be written (`_collisions`), open the input
+  The steps: check the outputs may be written (`check_outputs`), open the input
   (`audio_io.open_audio`) and a stream resampling to the model rate and back
   (`_open_stream`), separate it block by block into `.partial` files
   (`_separate_blocks`), measure the sources (`_relative_power_db`), put them in
@@ -317,7 +463,7 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
     stem = os.path.splitext(os.path.basename(input_path))[0]
   records = records if records is not None else Records()
   paths = output_paths(output_dir, stem, separator.num_sources)
-  _collisions(paths, records, input_path, overwrite)
+  check_outputs(paths, records, input_path, overwrite)
   with audio_io.open_audio(input_path) as reader:
     stream = _open_stream(separator, reader, output_sample_rate, max_chunk_seconds,
                           overlap_seconds)
@@ -420,6 +566,43 @@ def _record(records: Records, input_path: str, paths: Sequence[str], stem: str,
   record.set(name, input_path, num_sources, kept, dropped)
 
 
+def separate_if_needed(separator: separator_lib.Separator, input_path: str, output_dir: str,
+                       stem: Optional[str] = None, *, overwrite: bool = False,
+                       records: Records, **kwargs) -> Optional[FileResult]:
+  """`separate_file` for a run that is retried, killed and rerun (the workers of
+  `mixit-separate-beam`, with `Records(shared=True)`); None: skipped as complete.
+
+  The input's outputs are skipped when its record says they are complete
+  (`OutputRecord.state`), unless `overwrite`. A separation of this tool's that is
+  incomplete (a recorded output missing, or an attempt killed between putting
+  its outputs in place and recording them) is done again, replacing those files
+  of its own without `overwrite`; outputs recorded with another number of sources
+  need `overwrite`, as in `separate_file`, and a file the record does not list is
+  never replaced. Before the outputs are put in place they are claimed
+  (`OutputRecord.claim`); a failure that leaves none of them drops the claim.
+  """
+  input_path = os.fspath(input_path)
+  if stem is None:
+    stem = os.path.splitext(os.path.basename(input_path))[0]
+  paths = output_paths(output_dir, stem, separator.num_sources)
+  record = records.folder(os.path.dirname(paths[0]) or '.')
+  name = os.path.basename(stem)
+  record.refresh(name)
+  state = record.state(name, separator.num_sources)
+  if state == 'complete' and not overwrite:
+    return None
+  replace = overwrite or state == 'incomplete'
+  check_outputs(paths, records, input_path, replace)
+  record.claim(name, input_path, separator.num_sources, paths)
+  try:
+    return separate_file(separator, input_path, output_dir, stem, overwrite=replace,
+                         records=records, **kwargs)
+  except BaseException:
+    if not any(tf.io.gfile.exists(p) for p in paths):
+      record.unclaim(name)
+    raise
+
+
 def separate_files(separator: Union[str, separator_lib.Separator], input_path: str,
                    output_dir: str, *, skip_bad: bool = False, overwrite: bool = False,
                    progress: bool = False, **kwargs) -> BatchReport:
@@ -433,7 +616,7 @@ def separate_files(separator: Union[str, separator_lib.Separator], input_path: s
   if isinstance(separator, (str, os.PathLike)):
     separator = separator_lib.load_separator(separator)
   records = Records()
-  inputs = _exclude_own_outputs(find_inputs(input_path), output_dir, records)
+  inputs = exclude_own_outputs(find_inputs(input_path), output_dir, records)
   failed = []
   todo = []
   for path, stem in inputs:
@@ -445,7 +628,7 @@ def separate_files(separator: Union[str, separator_lib.Separator], input_path: s
       failed.append((audio_io.printable_path(path), str(e)))
       continue
     try:
-      _collisions(output_paths(output_dir, stem, separator.num_sources), records, path,
+      check_outputs(output_paths(output_dir, stem, separator.num_sources), records, path,
                   overwrite)
     except FileExistsError as e:
       if not skip_bad:
