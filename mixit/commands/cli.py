@@ -25,8 +25,9 @@ from typing import Optional as _Optional
 # The modules behind the console scripts ([project.scripts] of pyproject.toml): `mixit-<name>`
 # is `mixit.commands.<name>`.
 CLI_MODULES = ('mixit.commands.train', 'mixit.commands.export', 'mixit.commands.separate',
-               'mixit.commands.evaluate', 'mixit.commands.make_fuss',
-               'mixit.commands.import_official', 'mixit.commands.demo')
+               'mixit.commands.separate_beam', 'mixit.commands.evaluate',
+               'mixit.commands.make_fuss', 'mixit.commands.import_official',
+               'mixit.commands.demo')
 
 # Start-up lines that TensorFlow writes to stderr before its logging is set up
 # (TF_CPP_MIN_LOG_LEVEL does not reach them).
@@ -111,21 +112,39 @@ def quiet_start(import_tensorflow: bool = True) -> None:
       _sys.stderr.flush()
 
 
-def adopt_flags(module_name: str) -> None:
-  """Makes the flags of `module_name` the ones that `--help` lists first."""
+def adopt_flags(module_name: str, flag_modules=()) -> None:
+  """Makes the flags of `module_name`, and those of `flag_modules` (a command that takes
+  another's flags), the ones that `--help` lists first."""
   from absl import flags
   main_key = _sys.argv[0]
-  if module_name == '__main__' or module_name == main_key:
-    return  # `python -m`: absl already files the flags under _sys.argv[0].
+  modules = list(flag_modules)
+  if module_name not in ('__main__', main_key):
+    # (`python -m`: absl already files the module's own flags under _sys.argv[0].)
+    modules.insert(0, module_name)
   by_module = flags.FLAGS.flags_by_module_dict()
-  own = by_module.pop(module_name, [])
-  by_module.setdefault(main_key, []).extend(own)
-  for flag in own:
-    flags.FLAGS.register_key_flag_for_module(main_key, flag)
+  for name in modules:
+    own = by_module.pop(name, [])
+    by_module.setdefault(main_key, []).extend(own)
+    for flag in own:
+      flags.FLAGS.register_key_flag_for_module(main_key, flag)
+  if module_name in ('__main__', main_key):
+    return
   main = _sys.modules.get('__main__')
   module = _sys.modules.get(module_name)
   if main is not None and not main.__doc__ and module is not None:
     main.__doc__ = module.__doc__
+
+
+def parse_known_flags(argv):
+  """absl's flag parsing that leaves the flags it does not know in the returned argv (for
+  another parser: `mixit-separate-beam` hands them to Beam's PipelineOptions)."""
+  from absl import flags
+  try:
+    return flags.FLAGS(argv, known_only=True)
+  except flags.Error as error:
+    _sys.stderr.write(f'FATAL Flags parsing error: {error}\n'
+                      'Pass --helpshort or --helpfull to see help on flags.\n')
+    _sys.exit(1)
 
 
 def start() -> None:
@@ -225,14 +244,18 @@ def report_errors(main, name: str, traceback_flag=None, hard_exit: bool = False)
   return wrapped
 
 
-def run(main, module_name: str, traceback_flag=None, hard_exit: bool = False) -> None:
+def run(main, module_name: str, traceback_flag=None, hard_exit: bool = False,
+        flag_modules=(), pass_unknown_flags: bool = False) -> None:
   """`absl.app.run(main)` for a console script.
 
-  `--help` shows `module_name`'s flags and docstring, and a failure is one
-  error line (`report_errors`).
+  `--help` shows `module_name`'s flags (then those of `flag_modules`) and
+  docstring, and a failure is one error line (`report_errors`). With
+  `pass_unknown_flags`, flags that are not absl's reach `main` in its argv
+  (`parse_known_flags`) instead of being refused.
   """
   from absl import app
-  adopt_flags(module_name)
-  app.run(report_errors(main, command_name(module_name), traceback_flag, hard_exit))
+  adopt_flags(module_name, flag_modules)
+  extra = {'flags_parser': parse_known_flags} if pass_unknown_flags else {}
+  app.run(report_errors(main, command_name(module_name), traceback_flag, hard_exit), **extra)
 
 
