@@ -27,6 +27,11 @@ SCRIPTS = {
         'saved_model', 'input', 'output_dir', 'max_chunk_seconds', 'overlap', 'drop_silent',
         'silence_db', 'output_sample_rate', 'output_subtype', 'overwrite', 'skip_bad',
         'progress']),
+    # mixit-separate's flags (one definition); every other flag goes to Beam.
+    'mixit-separate-beam': ('mixit.commands.separate_beam', [
+        'saved_model', 'input', 'output_dir', 'max_chunk_seconds', 'overlap', 'drop_silent',
+        'silence_db', 'output_sample_rate', 'output_subtype', 'overwrite', 'skip_bad',
+        'progress']),
     'mixit-evaluate': ('mixit.commands.evaluate', [
         'saved_model', 'separated_dir', 'example_list', 'output_dir', 'label', 'compare',
         'batch_size', 'max_examples', 'skip_bad', 'baselines', 'progress', 'overwrite',

@@ -1,10 +1,11 @@
 """Separates audio files with an exported SavedModel (`mixit-separate`).
 
-    mixit-separate --saved_model E --input FILE_OR_FOLDER --output_dir O
+    mixit-separate --saved_model E --input FILE_FOLDER_GLOB_OR_LIST --output_dir O
         [--max_chunk_seconds 20 --overlap 2 --drop_silent --overwrite --skip_bad]
 
 Each input `<name>.<ext>` gives `<name>_source{i}.wav`, i = 0..M-1, listed in
-`.mixit_separate.json` in their folder; see `mixit/serving/separate.py`.
+`.mixit_separate.json` in their folder; see `mixit/serving/separate.py`. The flags
+below are also those of `mixit-separate-beam` (the same separation on Apache Beam).
 """
 import sys
 import time
@@ -18,8 +19,10 @@ from mixit.serving import separator as separator_lib
 
 _SAVED_MODEL = flags.DEFINE_string('saved_model', None,
                                    'SavedModel folder written by mixit-export.', required=True)
-_INPUT = flags.DEFINE_string('input', None, 'An audio file, or a folder searched recursively.',
-                             required=True)
+_INPUT = flags.DEFINE_string(
+    'input', None, 'An audio file, a folder searched recursively, a glob (gs://b/rec/*.flac), '
+    'or a list file (.txt or .lst: one path a line, relative to the list\'s folder).',
+    required=True)
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Folder for <name>_source{i}.wav.',
                                   required=True)
 _MAX_CHUNK_SECONDS = flags.DEFINE_float(
@@ -43,6 +46,15 @@ _SKIP_BAD = flags.DEFINE_boolean(
 _PROGRESS = flags.DEFINE_boolean('progress', True, 'Show progress on stderr.')
 
 
+def separation_options() -> dict:
+  """The keyword arguments of `separate_file` that the flags set (chunking, output format);
+  `mixit-separate-beam` passes the same."""
+  return dict(output_sample_rate=_OUTPUT_SAMPLE_RATE.value or None,
+              max_chunk_seconds=_MAX_CHUNK_SECONDS.value, overlap_seconds=_OVERLAP.value,
+              drop_silent=_DROP_SILENT.value, silence_db=_SILENCE_DB.value,
+              subtype=_OUTPUT_SUBTYPE.value)
+
+
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
@@ -51,11 +63,7 @@ def main(argv) -> None:
     separator = separator_lib.load_separator(_SAVED_MODEL.value)
     report = separate_lib.separate_files(
         separator, _INPUT.value, _OUTPUT_DIR.value, skip_bad=_SKIP_BAD.value,
-        overwrite=_OVERWRITE.value, progress=_PROGRESS.value,
-        output_sample_rate=_OUTPUT_SAMPLE_RATE.value or None,
-        max_chunk_seconds=_MAX_CHUNK_SECONDS.value, overlap_seconds=_OVERLAP.value,
-        drop_silent=_DROP_SILENT.value, silence_db=_SILENCE_DB.value,
-        subtype=_OUTPUT_SUBTYPE.value)
+        overwrite=_OVERWRITE.value, progress=_PROGRESS.value, **separation_options())
   except (ValueError, OSError) as e:
     print(f'mixit-separate: error: {e}', file=sys.stderr)
     sys.exit(1)
