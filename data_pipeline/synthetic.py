@@ -9,12 +9,16 @@ Writes the FUSS layout (see `fuss.py`) under a root folder:
     <root>/{train,validation,eval}_example_list.labels.tsv   (weak labels, see fuss.py)
     <root>/synthetic_fuss.json                               (generation settings)
 
-Each example has one stationary background spanning the clip and 0..3
-foreground events (the count uniform, so 1..4 sources as in FUSS), each of one
-of several acoustically distinct kinds (the class labels): harmonic tones with
-envelopes, chirps, filtered noise bursts, clicks and resonant impulses, and
-AM/FM textures. A foreground's SNR against the background (power over the
-event's active span vs background power) is uniform in [-5, 25] dB. With
+Each example has one background spanning the clip and 0..3 foreground sources
+(the count uniform, so 1..4 sources as in FUSS), each of one of several
+acoustically distinct kinds (the class labels; `sound_kinds.py` synthesises
+them). By default (`kinds='classic'`) the background is stationary noise and the
+foregrounds are harmonic tones with envelopes, chirps, filtered noise bursts,
+clicks and resonant impulses, and AM/FM textures; `kinds='varied'` adds
+speech-like voices, babble, music, animal calls, impacts and natural textures,
+over backgrounds that may also be a music bed, babble or a texture. A
+foreground's SNR against the background (power over the event's active span vs
+background power) is uniform in [-5, 25] dB. With
 `reverb`, every source is convolved with its own impulse response of one
 synthetic room per example (exponentially decaying noise tail, RT60 0.2-0.8 s,
 with a direct path and a few early reflections).
@@ -37,10 +41,12 @@ import tensorflow as tf
 
 from data_pipeline import audio_io
 from data_pipeline import fuss
+from data_pipeline import sound_kinds
 
 SPLITS = ('train', 'validation', 'eval')
-BACKGROUND_CLASS = 'stationary_background'
-FOREGROUND_CLASSES = ('harmonic_tone', 'chirp', 'noise_burst', 'click_train', 'am_fm_texture')
+BACKGROUND_CLASS = sound_kinds.STATIONARY_BACKGROUND
+# The classic (default) kinds; `kinds='varied'` draws from many more (sound_kinds.KIND_SETS).
+FOREGROUND_CLASSES = sound_kinds.CLASSIC_FOREGROUND
 CLASS_NAMES = FOREGROUND_CLASSES + (BACKGROUND_CLASS,)
 # Probability of 1, 2, 3, 4 sources (background + 0..3 foregrounds).
 SOURCE_COUNT_PROBS = (0.25, 0.25, 0.25, 0.25)
@@ -50,143 +56,10 @@ INFO_FILE = 'synthetic_fuss.json'
 _BACKGROUND_RMS = 10 ** (-30 / 20)
 
 
-# --------------------------------------------------------------------------
-# Signal helpers (all vectorised over time).
-
-
-def _envelope(n: int, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
-  """Attack-decay envelope [n] with a random attack (2-80 ms) and decay shape."""
-  t = np.arange(n) / sample_rate
-  attack = rng.uniform(0.002, 0.08)
-  decay = rng.uniform(0.1, 2.0) * n / sample_rate
-  env = np.minimum(t / attack, 1.0) * np.exp(-np.maximum(t - attack, 0.0) / decay)
-  # A short release avoids a step at the end of the event.
-  release = min(n, int(0.01 * sample_rate))
-  env[n - release:] *= np.linspace(1.0, 0.0, release)
-  return env
-
-
-def _bandpass_noise(n: int, rng: np.random.Generator, sample_rate: int, low: float,
-                    high: float) -> np.ndarray:
-  """White noise restricted to [low, high] Hz by an FFT mask with soft edges."""
-  spectrum = np.fft.rfft(rng.standard_normal(n))
-  freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
-  width = max(0.1 * (high - low), 20.0)
-  # Logistic edges via tanh, which cannot overflow far from the band.
-  mask = 0.25 * (1 + np.tanh(2 * (freqs - low) / width)) * (1 - np.tanh(2 * (freqs - high) / width))
-  return np.fft.irfft(spectrum * mask, n)
-
-
-def _events(n: int, rng: np.random.Generator, sample_rate: int, count: Tuple[int, int],
-            duration: Tuple[float, float]) -> List[Tuple[int, int]]:
-  """Random (start, length) spans inside [0, n), each at least 50 ms long."""
-  spans = []
-  for _ in range(rng.integers(count[0], count[1] + 1)):
-    length = int(rng.uniform(*duration) * sample_rate)
-    length = int(np.clip(length, int(0.05 * sample_rate), n))
-    start = int(rng.integers(0, n - length + 1))
-    spans.append((start, length))
-  return spans
-
-
-def _harmonic_tone(n, rng, sample_rate):
-  out = np.zeros(n)
-  for start, length in _events(n, rng, sample_rate, (1, 4), (0.3, 2.5)):
-    t = np.arange(length) / sample_rate
-    f0 = np.exp(rng.uniform(np.log(80), np.log(1000)))
-    vibrato = 1 + rng.uniform(0, 0.01) * np.sin(2 * np.pi * rng.uniform(3, 7) * t)
-    phase = 2 * np.pi * f0 * np.cumsum(vibrato) / sample_rate
-    num_harmonics = max(1, min(12, int(0.45 * sample_rate / f0)))
-    k = np.arange(1, num_harmonics + 1)[:, None]
-    amplitudes = k[:, 0] ** -rng.uniform(0.5, 2.0)
-    tone = amplitudes @ np.sin(k * phase[None, :])
-    out[start:start + length] += tone * _envelope(length, rng, sample_rate)
-  return out
-
-
-def _chirp(n, rng, sample_rate):
-  out = np.zeros(n)
-  for start, length in _events(n, rng, sample_rate, (1, 3), (0.2, 1.5)):
-    f_start, f_end = np.exp(rng.uniform(np.log(150), np.log(0.4 * sample_rate), size=2))
-    freq = f_start * (f_end / f_start) ** np.linspace(0, 1, length)
-    phase = 2 * np.pi * np.cumsum(freq) / sample_rate
-    sweep = np.sin(phase) + rng.uniform(0, 0.5) * np.sin(2 * phase) * (2 * freq < sample_rate / 2)
-    env = np.sin(np.pi * np.linspace(0, 1, length)) ** rng.uniform(0.3, 1.0)
-    out[start:start + length] += sweep * env
-  return out
-
-
-def _noise_burst(n, rng, sample_rate):
-  out = np.zeros(n)
-  for start, length in _events(n, rng, sample_rate, (1, 4), (0.1, 1.0)):
-    centre = np.exp(rng.uniform(np.log(200), np.log(0.35 * sample_rate)))
-    bandwidth = centre * rng.uniform(0.1, 1.0)
-    low, high = max(centre - bandwidth / 2, 20.0), min(centre + bandwidth / 2,
-                                                       0.48 * sample_rate)
-    burst = _bandpass_noise(length, rng, sample_rate, low, high)
-    out[start:start + length] += burst / (np.std(burst) + 1e-9) * _envelope(
-        length, rng, sample_rate)
-  return out
-
-
-def _click_train(n, rng, sample_rate):
-  """Impulses (regular or random) exciting a damped resonance."""
-  out = np.zeros(n)
-  for start, length in _events(n, rng, sample_rate, (1, 2), (0.5, 3.0)):
-    rate = rng.uniform(2, 25)
-    if rng.random() < 0.5:
-      times = np.arange(0, length, sample_rate / rate).astype(int)
-    else:
-      times = np.sort(rng.integers(0, length, size=max(1, int(rate * length / sample_rate))))
-    impulses = np.zeros(length)
-    np.add.at(impulses, times, rng.uniform(0.5, 1.0, size=times.size) * rng.choice([-1, 1],
-                                                                                   times.size))
-    ring = int(rng.uniform(0.003, 0.03) * sample_rate)
-    tr = np.arange(ring) / sample_rate
-    resonance = np.exp(-tr / (ring / sample_rate / 5)) * np.sin(
-        2 * np.pi * rng.uniform(500, 0.4 * sample_rate) * tr)
-    resonance[0] = 1.0
-    out[start:start + length] += np.convolve(impulses, resonance)[:length]
-  return out
-
-
-def _am_fm_texture(n, rng, sample_rate):
-  out = np.zeros(n)
-  for start, length in _events(n, rng, sample_rate, (1, 2), (1.0, 5.0)):
-    t = np.arange(length) / sample_rate
-    carrier = np.exp(rng.uniform(np.log(200), np.log(0.3 * sample_rate)))
-    fm_rate, fm_depth = rng.uniform(0.5, 12), rng.uniform(0.01, 0.2) * carrier
-    am_rate, am_depth = rng.uniform(2, 40), rng.uniform(0.3, 1.0)
-    freq = carrier + fm_depth * np.sin(2 * np.pi * fm_rate * t + rng.uniform(0, 2 * np.pi))
-    phase = 2 * np.pi * np.cumsum(freq) / sample_rate
-    am = 1 - am_depth * 0.5 * (1 + np.sin(2 * np.pi * am_rate * t))
-    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.05)
-    out[start:start + length] += np.sin(phase) * am * fade
-  return out
-
-
-def _stationary_background(n, rng, sample_rate):
-  """Coloured noise (1/f^beta, beta in [0, 2]), sometimes with a hum."""
-  spectrum = np.fft.rfft(rng.standard_normal(n))
-  freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
-  beta = rng.uniform(0.0, 2.0)
-  shape = 1.0 / np.maximum(freqs, 20.0) ** (beta / 2)
-  noise = np.fft.irfft(spectrum * shape, n)
-  noise /= np.std(noise) + 1e-12
-  if rng.random() < 0.3:
-    t = np.arange(n) / sample_rate
-    hum = rng.uniform(40, 120)
-    noise += rng.uniform(0.2, 1.0) * sum(np.sin(2 * np.pi * k * hum * t) / k for k in (1, 2, 3))
-  return noise
-
-
+# The classic kinds, under the names the first generator gave them (see sound_kinds.py).
 _GENERATORS: Dict[str, Callable[[int, np.random.Generator, int], np.ndarray]] = {
-    'harmonic_tone': _harmonic_tone,
-    'chirp': _chirp,
-    'noise_burst': _noise_burst,
-    'click_train': _click_train,
-    'am_fm_texture': _am_fm_texture,
-    BACKGROUND_CLASS: _stationary_background,
+    **{kind: sound_kinds.FOREGROUND_KINDS[kind] for kind in FOREGROUND_CLASSES},
+    BACKGROUND_CLASS: sound_kinds.BACKGROUND_KINDS[BACKGROUND_CLASS],
 }
 
 
@@ -275,23 +148,35 @@ def draw_source_count(rng: np.random.Generator, source_count_probs: Sequence[flo
 
 def make_example(rng: np.random.Generator, sample_rate: int = 16000, clip_seconds: float = 10.0,
                  reverb: bool = False,
-                 source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS
-                 ) -> Tuple[np.ndarray, List[str]]:
+                 source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS,
+                 kinds: sound_kinds.Kinds = 'classic') -> Tuple[np.ndarray, List[str]]:
   """One example's quantised sources.
+
+  Args:
+    kinds: the kinds drawn from (`sound_kinds.kind_set`): 'classic' (the default, whose
+      output is what it was before the other kinds existed), 'varied', or foreground and
+      background kind names. The foregrounds are drawn uniformly, with repetition; the
+      background too, when there is more than one.
 
   Returns:
     (sources int16 [num_sources, time] with the background first, class names
     per source). Their int32 sum fits int16 and peaks at most at PEAK_LEVEL.
   """
+  chosen = sound_kinds.kind_set(kinds)
   n = int(round(clip_seconds * sample_rate))
   if n <= 0:
     raise ValueError(f'clip_seconds must be positive, got {clip_seconds}')
   num_sources = draw_source_count(rng, source_count_probs)
-  kinds = [BACKGROUND_CLASS] + list(rng.choice(FOREGROUND_CLASSES, size=num_sources - 1))
+  foregrounds = list(rng.choice(chosen.foreground, size=num_sources - 1))
+  # One background kind (the classic set) draws nothing, so its examples stay as they were.
+  background = (chosen.background[rng.integers(len(chosen.background))]
+                if len(chosen.background) > 1 else chosen.background[0])
+  kinds = [background] + foregrounds
   rt60 = rng.uniform(0.2, 0.8) if reverb else None
   signals, snrs_db = [], []
   for index, kind in enumerate(kinds):
-    signal = _GENERATORS[kind](n, rng, sample_rate)
+    synth = (sound_kinds.BACKGROUND_KINDS if index == 0 else sound_kinds.FOREGROUND_KINDS)[kind]
+    signal = synth(n, rng, sample_rate)
     if rt60 is not None:
       signal = reverberate(signal, rng, sample_rate, rt60)
     if index > 0:
@@ -350,19 +235,25 @@ def write_split(root: str, split: str, num_examples: int, make: ExampleMaker,
 def make_split(root: str, split: str, num_examples: int, seed: int = 0,
                sample_rate: int = 16000, clip_seconds: float = 10.0,
                reverb: bool = False,
-               source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS) -> str:
-  """Writes one synthetic split's examples, list and labels sidecar; returns the list path."""
+               source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS,
+               kinds: sound_kinds.Kinds = 'classic') -> str:
+  """Writes one synthetic split's examples, list and labels sidecar; returns the list path.
+
+  The sidecar's classes are the kind set's (`sound_kinds.KindSet.class_names`).
+  """
   if split not in SPLITS:
     raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
   if seed < 0:
     raise ValueError(f'seed must be >= 0, got {seed}')
+  chosen = sound_kinds.kind_set(kinds)
 
   def make(index):
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
-    sources, kinds = make_example(rng, sample_rate, clip_seconds, reverb, source_count_probs)
-    return sources, kinds, None
+    sources, names = make_example(rng, sample_rate, clip_seconds, reverb, source_count_probs,
+                                  chosen)
+    return sources, names, None
 
-  return write_split(root, split, num_examples, make, sample_rate, CLASS_NAMES)[0]
+  return write_split(root, split, num_examples, make, sample_rate, chosen.class_names)[0]
 
 
 def check_counts(counts: Dict[str, int], sample_rate: int, clip_seconds: float,
@@ -400,20 +291,27 @@ def write_info(root: str, info: dict) -> str:
 def make_dataset(root: str, num_train: int, num_validation: int, num_eval: int,
                  seed: int = 0, sample_rate: int = 16000, clip_seconds: float = 10.0,
                  reverb: bool = False,
-                 source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS) -> Dict[str, str]:
+                 source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS,
+                 kinds: sound_kinds.Kinds = 'classic') -> Dict[str, str]:
   """Writes a whole synthetic FUSS root; returns {split: list path}.
 
-  `source_count_probs[k]` is the probability of k + 1 sources (1..4).
+  `source_count_probs[k]` is the probability of k + 1 sources (1..4); `kinds` as in
+  `make_example`. `synthetic_fuss.json` records the class names and, for any kinds but the
+  classic ones (whose record is left as it was, byte for byte), the kind set under `kinds`.
   """
   counts = {'train': num_train, 'validation': num_validation, 'eval': num_eval}
   check_counts(counts, sample_rate, clip_seconds, source_count_probs)
+  chosen = sound_kinds.kind_set(kinds)
   make_root(root)
   lists = {split: make_split(root, split, count, seed, sample_rate, clip_seconds, reverb,
-                             source_count_probs)
+                             source_count_probs, chosen)
            for split, count in counts.items() if count > 0}
-  write_info(root, {'generator': 'mixit synthetic FUSS', 'seed': seed,
-                    'sample_rate': sample_rate, 'clip_seconds': clip_seconds, 'reverb': reverb,
-                    'counts': counts, 'class_names': list(CLASS_NAMES),
-                    'snr_range_db': list(SNR_RANGE_DB),
-                    'source_count_probs': [float(p) for p in source_count_probs]})
+  info = {'generator': 'mixit synthetic FUSS', 'seed': seed,
+          'sample_rate': sample_rate, 'clip_seconds': clip_seconds, 'reverb': reverb,
+          'counts': counts, 'class_names': list(chosen.class_names),
+          'snr_range_db': list(SNR_RANGE_DB),
+          'source_count_probs': [float(p) for p in source_count_probs]}
+  if chosen != sound_kinds.KIND_SETS['classic']:
+    info['kinds'] = chosen.record()
+  write_info(root, info)
   return lists
