@@ -251,6 +251,13 @@ def test_bad_kinds_are_refused():
   assert sound_kinds.kind_set((FOREGROUNDS, BACKGROUNDS)) == VARIED
 
 
+def test_the_sheet_is_committed_and_small():
+  path = os.path.join(REPO, 'docs', 'sound_kinds.png')
+  assert os.path.getsize(path) < 500_000
+  with open(path, 'rb') as f:
+    assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+
+
 # ---------------------------------------------------------------------------------------
 # Acoustic checks.
 
