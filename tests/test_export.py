@@ -296,13 +296,17 @@ def test_a_model_dir_written_before_the_sources_still_exports(tmp_path, old):
   model_dir.mkdir()
   with open(os.path.join(OLD_CONFIGS, old)) as f:
     (model_dir / 'config.gin').write_text(f.read())
-  gin_config.parse_model_dir(str(model_dir), network_only=True)
-  network = model_lib.build_network()
-  _perturb(network, 3)
-  tf.train.CheckpointManager(
-      tf.train.Checkpoint(network=network, step=tf.Variable(7, dtype=tf.int64)),
-      str(model_dir), 1).save(checkpoint_number=7)
-  metadata = export.export_saved_model(str(model_dir), str(tmp_path / 'export'))
+  import gin
+  try:
+    gin_config.parse_model_dir(str(model_dir), network_only=True)
+    network = model_lib.build_network()
+    _perturb(network, 3)
+    tf.train.CheckpointManager(
+        tf.train.Checkpoint(network=network, step=tf.Variable(7, dtype=tf.int64)),
+        str(model_dir), 1).save(checkpoint_number=7)
+    metadata = export.export_saved_model(str(model_dir), str(tmp_path / 'export'))
+  finally:
+    gin.clear_config()
   assert (metadata['num_sources'], metadata['sample_rate']) == (4, SAMPLE_RATE)
   loaded = tf.saved_model.load(str(tmp_path / 'export'))
   mixture = np.random.default_rng(4).uniform(-0.5, 0.5, [1, 4321]).astype(np.float32)

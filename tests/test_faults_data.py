@@ -142,6 +142,8 @@ def test_duplicate_example_list_lines_are_warned_about_and_refused_by_the_evalua
 
 
 def test_wild_folder_with_fewer_files_than_num_mixtures_is_refused(tmp_path):
+  import gin
+  gin.clear_config()  # no training binding an earlier test parsed may reach train_input_fn
   _write_wav(str(tmp_path / 'wild' / 'only.wav'))
   with pytest.raises(ValueError, match=r'wild: 1 audio file.*needs 2 distinct files'):
     inputs.train_input_fn(source=sources.WildMixtures(path=str(tmp_path / 'wild')),
