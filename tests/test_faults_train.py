@@ -495,3 +495,37 @@ def test_sigkill_while_rewriting_the_config_at_a_save_loses_nothing(fuss_root, t
 def test_sigkill_before_the_state_file_names_the_new_checkpoint_loses_nothing(fuss_root,
                                                                               tmp_path):
   _kill_during_save(fuss_root, tmp_path, 'state')
+
+
+def test_a_training_run_names_the_skipped_wild_files_at_its_end(tmp_path, caplog):
+  """With skip_bad, a run ends by naming (and counting) the bad files it skipped."""
+  import numpy as np
+  import soundfile
+  folder = tmp_path / 'rec'
+  folder.mkdir()
+  rng = np.random.default_rng(0)
+  for k in range(3):
+    soundfile.write(str(folder / f'rec{k}.wav'), rng.uniform(-0.3, 0.3, 4000).astype(np.float32),
+                    SAMPLE_RATE, subtype='PCM_16')
+  data = (folder / 'rec0.wav').read_bytes()
+  (folder / 'zz_corrupt.wav').write_bytes(data[:len(data) // 2])
+  import gin
+  from data_pipeline import inputs  # noqa: F401  (registers the data configurables)
+  from mixit import gin_config
+  from mixit import model  # noqa: F401
+  from mixit.training import loop
+  from mixit.training import trainer  # noqa: F401
+  from conftest import TINY_GIN_FILES, tiny_params
+  params = tiny_params('/unused', 'batch_size = 2', 'validation.every = 0',
+                       'NUM_MIXTURES = 2',
+                       'train_data.source = @wild_mixtures()',
+                       f"wild_mixtures.path = '{folder}'", 'wild_mixtures.skip_bad = True',
+                       f'SAMPLE_RATE = {SAMPLE_RATE}')
+  try:
+    gin_config.parse(list(TINY_GIN_FILES), params)
+    with caplog.at_level(logging.WARNING):
+      loop.train_from_gin(str(tmp_path / 'model'), num_steps=1)
+  finally:
+    gin.clear_config()
+  ends = [r.getMessage() for r in caplog.records if 'skipped in this run' in r.getMessage()]
+  assert len(ends) == 1 and 'zz_corrupt.wav' in ends[0]

@@ -237,27 +237,3 @@ def test_all_bad_samples_raise_instead_of_hanging(tmp_path):
   with pytest.raises(tf.errors.OpError, match='all 2 files .* undecodable'):
     next(iter(dataset))
 
-
-def test_a_training_run_names_the_skipped_files_at_its_end(folder, tmp_path, caplog):
-  """With skip_bad, a run ends by naming (and counting) the bad files it skipped."""
-  import gin
-  from data_pipeline import inputs  # noqa: F401  (registers the data configurables)
-  from mixit import gin_config
-  from mixit import model  # noqa: F401
-  from mixit.training import loop
-  from mixit.training import trainer  # noqa: F401
-  from conftest import TINY_GIN_FILES, tiny_params
-  _add_corrupt(folder)
-  params = tiny_params('/unused', 'batch_size = 2', 'validation.every = 0',
-                       'NUM_MIXTURES = 2',
-                       'train_data.source = @wild_mixtures()',
-                       f"wild_mixtures.path = '{folder}'", 'wild_mixtures.skip_bad = True',
-                       f'SAMPLE_RATE = {RATE}')
-  try:
-    gin_config.parse(list(TINY_GIN_FILES), params)
-    with caplog.at_level(logging.WARNING):
-      loop.train_from_gin(str(tmp_path / 'model'), num_steps=1)
-  finally:
-    gin.clear_config()
-  ends = [r.getMessage() for r in caplog.records if 'skipped in this run' in r.getMessage()]
-  assert len(ends) == 1 and 'zz_corrupt.wav' in ends[0]
