@@ -33,6 +33,7 @@ creation is atomic (O_CREAT | O_EXCL); on gs:// and other remote file systems it
 check-then-write through `tf.io.gfile`, which catches runs started seconds apart, not two
 started in the same instant, and a holder on another host is never judged stale.
 """
+import concurrent.futures
 import dataclasses
 import datetime
 import json
@@ -48,6 +49,8 @@ import tensorflow as tf
 TEMPORARY_SUFFIX = r'\.tmp-\d+'
 # Clock and file-system slack when comparing a file's mtime with a record's start.
 MTIME_SLACK_SECONDS = 2.0
+# Threads that read or remove the parts of a record (`Record.merge_parts`).
+PART_THREADS = 16
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -406,9 +409,10 @@ class Record:
   def remove_parts(self, names: Iterable[str]) -> None:
     """Removes the parts of `names` that exist (only those), then the parts folder when it is
     empty."""
+    names = list(names)
     for name in names:
       self._parts.pop(name, None)
-      _remove_quietly(self.part_path(name))
+    _in_threads(_remove_quietly, [self.part_path(name) for name in names])
     folder = self.parts_folder
     if tf.io.gfile.isdir(folder) and not tf.io.gfile.listdir(folder):
       tf.io.gfile.rmtree(folder)
@@ -417,11 +421,11 @@ class Record:
     folder = self.parts_folder
     if not tf.io.gfile.isdir(folder):
       return
-    for filename in sorted(tf.io.gfile.listdir(folder)):
-      # Only `<group>.json`: a temporary (`TEMPORARY_SUFFIX`) left by a kill is not a part.
-      if filename.endswith('.json'):
-        part = self._read_part_file(os.path.join(folder, filename))
-        self._parts[part['group']] = part
+    # Only `<group>.json`: a temporary (`TEMPORARY_SUFFIX`) left by a kill is not a part.
+    paths = [os.path.join(folder, filename) for filename in sorted(tf.io.gfile.listdir(folder))
+             if filename.endswith('.json')]
+    for part in _in_threads(self._read_part_file, paths):
+      self._parts[part['group']] = part
 
   def _read_part_file(self, path: str) -> dict:
     try:
@@ -490,6 +494,15 @@ class Record:
     text = json.dumps(self.data, indent=self.spec.indent, sort_keys=self.spec.sort_keys)
     write_atomically(self.path, text + ('\n' if self.spec.final_newline else ''))
     self.exists = True
+
+
+def _in_threads(function: Callable, items: Sequence) -> list:
+  """[function(item) for item in items], on threads when there are many: a part is a small
+  file, and on a remote file system (gs://) reading or removing one is a round trip."""
+  if len(items) < 8:
+    return [function(item) for item in items]
+  with concurrent.futures.ThreadPoolExecutor(PART_THREADS) as pool:
+    return list(pool.map(function, items))
 
 
 # -------------------------------------------------------------------------------------- lock

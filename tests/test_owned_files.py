@@ -439,6 +439,14 @@ def test_concurrent_writers_add_parts_that_every_reader_merges(tmp_path):
                                     [os.path.join(folder, 'dog_source0.wav')], [1])
   assert not os.path.exists(parts)
   assert sorted(fuss.read_separate_record(folder)) == ['bird', 'cat', 'dog', 'frog']
+  # Many parts are read and removed on threads; none is lost.
+  writer = owned_files.Record(folder, owned_files.SEPARATION, read_parts=False)
+  for i in range(20):
+    writer.write_part(f'n{i:02d}', [f'n{i:02d}_source0.wav'], input=f'n{i}.wav', num_sources=1,
+                      dropped=[])
+  assert len(owned_files.Record(folder, owned_files.SEPARATION).parts) == 20
+  assert len(writer.merge_parts()) == 20 and not os.path.exists(parts)
+  assert len(fuss.read_separate_record(folder)) == 24
   # A file in the parts folder that is not a part is refused, naming it.
   _write(os.path.join(parts, 'owl.json'), '{"format": "other"}')
   with pytest.raises(ValueError, match='owl.json: not a part of a mixit-separate record'):

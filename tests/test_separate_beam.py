@@ -321,3 +321,18 @@ def test_the_base_install_never_imports_beam(exported, tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.split() == ['False']
   assert (tmp_path / 'out' / 'x_source0.wav').exists()
+
+
+def test_an_output_dir_another_run_holds_is_refused(exported, reference, tmp_path):
+  with owned_files.FolderLock(str(tmp_path / 'out'), 'mixit-separate-beam (another run)'):
+    with pytest.raises(owned_files.FolderLockedError, match='is in use by'):
+      _run(exported, reference / 'in', tmp_path / 'out')
+  assert _files(tmp_path / 'out') == []
+
+
+def test_outputs_written_into_the_input_folder_are_not_inputs_of_a_rerun(exported, tmp_path):
+  folder = tmp_path / 'in'
+  _recordings(str(folder))
+  assert _run(exported, folder, folder)['separated'] == 5
+  rerun = _run(exported, folder, folder)
+  assert (rerun['inputs'], rerun['skipped_complete'], rerun['separated']) == (5, 5, 0)

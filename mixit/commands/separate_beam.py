@@ -107,8 +107,9 @@ def error_line(error: BaseException) -> str:
       line = match.group(1)
       break
   line = re.sub(r" \[while running '[^']*'\]$", '', line)
-  return line if len(lines) > 1 or isinstance(error, (ValueError, OSError)) else (
-      cli.error_line(error))
+  if len(lines) > 1 or isinstance(error, (ValueError, OSError, RuntimeError)):
+    return line  # (RuntimeError: the output dir's lock held by another run, named)
+  return cli.error_line(error)
 
 
 def main(argv) -> None:

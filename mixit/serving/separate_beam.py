@@ -11,7 +11,7 @@ writes that list in shards into the output dir's work folder `.mixit_separate_be
     Create(shards) | read each shard | Reshuffle | ParDo(SeparateFn) | CombineGlobally(Summary)
         | finalize
 
-`SeparateFn` loads the SavedModel once per worker (`DoFn.setup`,
+`SeparateFn` loads the SavedModel once per worker process (`DoFn.setup`,
 `mixit.serving.separator.load_separator`) and calls `separate.separate_if_needed`, i.e.
 `separate.separate_file`, the code of `mixit-separate`: the same streaming in blocks, the
 same outputs bit for bit, written to hidden `.partial` files and renamed into place. Under
@@ -42,6 +42,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 import apache_beam as beam
+from apache_beam.utils import shared
 import tensorflow as tf
 
 from data_pipeline import audio_io
@@ -62,11 +63,13 @@ _SHARD_NAME = re.compile(r'\d{8}-\d{6}-\d+-\d{5}\.json(' + owned_files.TEMPORARY
 
 class SeparateFn(beam.DoFn):
   """Separates one `(input path, stem)` per element with the SavedModel loaded once per
-  worker; yields its result (`result`)."""
+  worker process (`setup`; a runner's threads share it through `apache_beam.utils.shared`:
+  a `Separator` keeps no state between calls); yields its result (`result`)."""
 
   def __init__(self, saved_model: str, output_dir: str, *, overwrite: bool, skip_bad: bool,
                progress: bool, options: Dict):
     super().__init__()
+    self._shared = shared.Shared()
     self.saved_model = saved_model
     self.output_dir = output_dir
     self.overwrite = overwrite
@@ -77,7 +80,8 @@ class SeparateFn(beam.DoFn):
     self.records = None
 
   def setup(self):
-    self.separator = separator_lib.load_separator(self.saved_model)
+    self.separator = self._shared.acquire(
+        lambda: separator_lib.load_separator(self.saved_model), tag=self.saved_model)
     self.records = separate.Records(shared=True)
 
   def process(self, element: Tuple[str, str]):
@@ -119,7 +123,7 @@ class SummaryFn(beam.CombineFn):
 
   def create_accumulator(self):
     return {'separated': 0, 'skipped_complete': 0, 'failed': 0, 'seconds_of_audio': 0.0,
-            'failures': [], 'folders': []}
+            'failures': [], 'folders': {}}
 
   def add_input(self, accumulator, element):
     key = {'separated': 'separated', 'skipped': 'skipped_complete',
@@ -128,8 +132,7 @@ class SummaryFn(beam.CombineFn):
     accumulator['seconds_of_audio'] += element['seconds']
     if element['status'] == 'failed':
       accumulator['failures'].append({'input': element['input'], 'error': element['error']})
-    if element['folder'] not in accumulator['folders']:
-      accumulator['folders'].append(element['folder'])
+    accumulator['folders'][element['folder']] = None
     return accumulator
 
   def merge_accumulators(self, accumulators):
@@ -138,7 +141,7 @@ class SummaryFn(beam.CombineFn):
       for key in ('separated', 'skipped_complete', 'failed', 'seconds_of_audio'):
         merged[key] += accumulator[key]
       merged['failures'].extend(accumulator['failures'])
-      merged['folders'].extend(f for f in accumulator['folders'] if f not in merged['folders'])
+      merged['folders'].update(accumulator['folders'])
     return merged
 
   def extract_output(self, accumulator):
