@@ -1,6 +1,6 @@
 """mixit-separate-beam on Beam's local runner with N worker processes against mixit-separate.
 
-    python benchmarks/separate_beam.py [--num_files 40 --seconds 10 --workers 2]
+    python benchmarks/separate_beam.py [--num_files 40 --seconds 10 --workers 2 --rounds 1]
         [--saved_model E] [--work_dir D]
 
 Writes `--num_files` recordings of `--seconds` s (16 kHz, tones in noise), then times, each as
@@ -11,8 +11,9 @@ its own command-line process (start-up and model load included, as a user sees t
   runs offline) in multi-processing mode with 1 and with `--workers` worker processes;
 - the same Beam run again on its own output dir: every file skipped as complete.
 
-Checks that every output's samples equal mixit-separate's and prints a markdown table, a row
-as each run ends (wall time, RTF = wall seconds per audio second, speed-up over
+With `--rounds R` the runs are repeated R times, interleaved, and a second table gives each
+run's median. Checks that every output's samples equal mixit-separate's and prints a markdown
+table, a row as each run ends (wall time, RTF = wall seconds per audio second, speed-up over
 mixit-separate) with the machine's load average before and after each run: figures on a loaded
 machine say so. A shared machine may pause (SIGSTOP) niced jobs: the time a run's process
 spends stopped is left out of its wall time and shown. Without
@@ -26,6 +27,7 @@ import tempfile
 import time
 
 from absl import app
+import numpy as np
 from absl import flags
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +43,8 @@ _MODEL_GIN = flags.DEFINE_string('model_gin', 'models/tdcnpp_paper.gin',
                                  'The network exported without --saved_model.')
 _NUM_SOURCES = flags.DEFINE_integer('num_sources', 8, 'M of the exported network.')
 _WORK_DIR = flags.DEFINE_string('work_dir', None, 'Where to write (default: a temporary dir).')
+_ROUNDS = flags.DEFINE_integer('rounds', 1, 'Interleaved rounds of every run; the summary '
+                               'gives each run\'s median.', lower_bound=1)
 
 SAMPLE_RATE = 16000
 
@@ -63,7 +67,6 @@ def _export(work_dir: str) -> str:
 
 
 def _recordings(folder: str) -> float:
-  import numpy as np
   from data_pipeline import audio_io
   rng = np.random.default_rng(0)
   length = int(_SECONDS.value * SAMPLE_RATE)
@@ -112,7 +115,6 @@ def _timed(command) -> dict:
 
 
 def _same_samples(folder: str, reference: str) -> int:
-  import numpy as np
   import soundfile
   names = sorted(n for n in os.listdir(reference) if n.endswith('.wav'))
   for name in names:
@@ -138,28 +140,41 @@ def main(argv) -> None:
   print(f'{_NUM_FILES.value} files of {_SECONDS.value:g} s ({audio_seconds:g} s of audio), '
         f'{os.cpu_count()} CPUs, SavedModel {saved_model}; Beam outputs checked against '
         'mixit-separate\'s sample for sample\n', flush=True)
-  print('| run | workers | wall s | RTF | vs mixit-separate | stopped s | load avg before -> '
-        'after |')
-  print('|---|---|---|---|---|---|---|', flush=True)
-  base = []
+  print('| round | run | workers | wall s | RTF | vs mixit-separate | stopped s | '
+        'load avg before -> after |')
+  print('|---|---|---|---|---|---|---|---|', flush=True)
+  times = {}
 
-  def row(name, workers, timing):
+  def row(round_index, name, workers, timing, base):
     seconds = timing['seconds']
-    base.append(base[0] if base else seconds)
-    print(f'| {name} | {workers} | {seconds:.1f} | {seconds / audio_seconds:.3f} | '
-          f'{base[0] / seconds:.2f}x | {timing["stopped"]:.0f} | {timing["load"][0]:.1f} -> '
-          f'{timing["load"][1]:.1f} |', flush=True)
+    times.setdefault((name, workers), []).append(seconds)
+    print(f'| {round_index} | {name} | {workers} | {seconds:.1f} | '
+          f'{seconds / audio_seconds:.3f} | {base / seconds:.2f}x | {timing["stopped"]:.0f} | '
+          f'{timing["load"][0]:.1f} -> {timing["load"][1]:.1f} |', flush=True)
 
-  reference = os.path.join(work_dir, 'out_separate')
-  row('mixit-separate', 1, _timed(separate + ['--output_dir', reference]))
-  for workers in sorted({1, _WORKERS.value}):
-    out = os.path.join(work_dir, f'out_beam_{workers}')
-    timing = _timed(beam + ['--output_dir', out, '--direct_num_workers', str(workers)])
-    _same_samples(out, reference)
-    row(f'mixit-separate-beam, {workers} worker process(es)', workers, timing)
-  row(f'mixit-separate-beam rerun (all {_NUM_FILES.value} skipped as complete)',
-      _WORKERS.value,
-      _timed(beam + ['--output_dir', out, '--direct_num_workers', str(_WORKERS.value)]))
+  for round_index in range(1, _ROUNDS.value + 1):
+    # Each round writes fresh output dirs: a run never finds a previous round's outputs.
+    reference = os.path.join(work_dir, f'round{round_index}', 'out_separate')
+    timing = _timed(separate + ['--output_dir', reference])
+    base = timing['seconds']
+    row(round_index, 'mixit-separate', 1, timing, base)
+    for workers in sorted({1, _WORKERS.value}):
+      out = os.path.join(work_dir, f'round{round_index}', f'out_beam_{workers}')
+      timing = _timed(beam + ['--output_dir', out, '--direct_num_workers', str(workers)])
+      _same_samples(out, reference)
+      row(round_index, 'mixit-separate-beam', workers, timing, base)
+    row(round_index, f'mixit-separate-beam rerun (all {_NUM_FILES.value} skipped)',
+        _WORKERS.value,
+        _timed(beam + ['--output_dir', out, '--direct_num_workers', str(_WORKERS.value)]), base)
+
+  base = float(np.median(times[('mixit-separate', 1)]))
+  print(f'\nMedians of {_ROUNDS.value} interleaved round(s):\n')
+  print('| run | workers | wall s | RTF | overhead vs mixit-separate |')
+  print('|---|---|---|---|---|')
+  for (name, workers), values in times.items():
+    median = float(np.median(values))
+    print(f'| {name} | {workers} | {median:.1f} | {median / audio_seconds:.3f} | '
+          f'{100 * (median / base - 1):+.0f}% |')
 
 if __name__ == '__main__':
   app.run(main)

@@ -232,9 +232,10 @@ def make_dataset(root: str, clips_dir: str, num_train: int, num_validation: int,
                  reverb: bool = False, backgrounds_dir: Optional[str] = None,
                  split_fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS,
                  min_clip_seconds: float = DEFAULT_MIN_CLIP_SECONDS,
-                 source_count_probs: Sequence[float] = synthetic.SOURCE_COUNT_PROBS
-                 ) -> Tuple[Dict[str, str], dict]:
+                 source_count_probs: Sequence[float] = synthetic.SOURCE_COUNT_PROBS,
+                 workers: Optional[int] = None) -> Tuple[Dict[str, str], dict]:
   """Writes a FUSS-format root mixed from the clips; returns ({split: list}, summary).
+  `workers` (processes mixing examples) as in `synthetic.write_split`.
 
   The summary (also in `synthetic_fuss.json`, with every clip's split and every
   source's clip) counts the usable and skipped clips per split.
@@ -275,7 +276,7 @@ def make_dataset(root: str, clips_dir: str, num_train: int, num_validation: int,
                           source_count_probs)
 
     lists[split], examples[split] = synthetic.write_split(root, split, counts[split], make,
-                                                          sample_rate, class_names)
+                                                          sample_rate, class_names, workers)
   summary = {}
   for name, pool in (('clips', foreground_pool), ('backgrounds', background_pool)):
     if name == 'backgrounds' and backgrounds_dir is None:

@@ -33,8 +33,10 @@ Every example is generated from its own generator seeded by
 not depend on how many examples are made.
 """
 import json
+import multiprocessing
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import sys
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -190,9 +192,55 @@ def make_example(rng: np.random.Generator, sample_rate: int = 16000, clip_second
 ExampleMaker = Callable[[int], Tuple[np.ndarray, List[str], Optional[List[dict]]]]
 
 
+# Examples are made in worker processes when a split has at least this many (fewer do not
+# pay for the processes' start).
+PARALLEL_MIN_EXAMPLES = 64
+# The maker of the split being written, read by the forked worker processes (`_made`).
+_MAKER: Optional[ExampleMaker] = None
+
+
+def _made(index: int):
+  return _MAKER(index)
+
+
+def default_workers() -> int:
+  """Worker processes that make examples: the CPUs this process may use (at most 8)."""
+  try:
+    cpus = len(os.sched_getaffinity(0))
+  except AttributeError:  # not Linux
+    cpus = os.cpu_count() or 1
+  return max(1, min(cpus, 8))
+
+
+def _examples(make: ExampleMaker, num_examples: int, workers: Optional[int]) -> Iterator:
+  """make(0), make(1), ... in order; on `workers` forked processes when there are enough
+  examples. Each example is a function of its index only, so the bytes do not depend on
+  the number of workers. Forking is used on Linux only (the makers are closures, which the
+  other start methods cannot send; the children run numpy, never TensorFlow)."""
+  global _MAKER
+  workers = default_workers() if workers is None else workers
+  if workers < 1:
+    raise ValueError(f'workers must be at least 1, got {workers}')
+  if workers == 1 or num_examples < PARALLEL_MIN_EXAMPLES or not sys.platform.startswith(
+      'linux'):
+    for index in range(num_examples):
+      yield make(index)
+    return
+  _MAKER = make
+  try:
+    with multiprocessing.get_context('fork').Pool(workers) as pool:
+      yield from pool.imap(_made, range(num_examples), chunksize=8)
+  finally:
+    _MAKER = None
+
+
 def write_split(root: str, split: str, num_examples: int, make: ExampleMaker,
-                sample_rate: int, class_names: Sequence[str]) -> Tuple[str, List[dict]]:
+                sample_rate: int, class_names: Sequence[str],
+                workers: Optional[int] = None) -> Tuple[str, List[dict]]:
   """The one FUSS-format writer: a split's examples, list and labels sidecar.
+
+  `make` runs on `workers` processes (default `default_workers()`; 1: in this process);
+  the files are written here, in index order.
 
   Returns (the list path, one record per example: its mixture and, per source,
   its file, class and the maker's provenance).
@@ -202,8 +250,7 @@ def write_split(root: str, split: str, num_examples: int, make: ExampleMaker,
   lines, label_lines = [], ['\t'.join((fuss.CLASSES_HEADER,) + tuple(class_names))]
   records = []
   tf.io.gfile.makedirs(root)
-  for index in range(num_examples):
-    sources, kinds, provenance = make(index)
+  for index, (sources, kinds, provenance) in enumerate(_examples(make, num_examples, workers)):
     name = f'example{index:05d}'
     mixture_rel = f'{split}/{name}.wav'
     source_rels = []
@@ -236,8 +283,9 @@ def make_split(root: str, split: str, num_examples: int, seed: int = 0,
                sample_rate: int = 16000, clip_seconds: float = 10.0,
                reverb: bool = False,
                source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS,
-               kinds: sound_kinds.Kinds = 'classic') -> str:
+               kinds: sound_kinds.Kinds = 'classic', workers: Optional[int] = None) -> str:
   """Writes one synthetic split's examples, list and labels sidecar; returns the list path.
+  `workers` as in `write_split`.
 
   The sidecar's classes are the kind set's (`sound_kinds.KindSet.class_names`).
   """
@@ -253,7 +301,8 @@ def make_split(root: str, split: str, num_examples: int, seed: int = 0,
                                   chosen)
     return sources, names, None
 
-  return write_split(root, split, num_examples, make, sample_rate, chosen.class_names)[0]
+  return write_split(root, split, num_examples, make, sample_rate, chosen.class_names,
+                     workers)[0]
 
 
 def check_counts(counts: Dict[str, int], sample_rate: int, clip_seconds: float,
@@ -292,19 +341,21 @@ def make_dataset(root: str, num_train: int, num_validation: int, num_eval: int,
                  seed: int = 0, sample_rate: int = 16000, clip_seconds: float = 10.0,
                  reverb: bool = False,
                  source_count_probs: Sequence[float] = SOURCE_COUNT_PROBS,
-                 kinds: sound_kinds.Kinds = 'classic') -> Dict[str, str]:
+                 kinds: sound_kinds.Kinds = 'classic',
+                 workers: Optional[int] = None) -> Dict[str, str]:
   """Writes a whole synthetic FUSS root; returns {split: list path}.
 
   `source_count_probs[k]` is the probability of k + 1 sources (1..4); `kinds` as in
-  `make_example`. `synthetic_fuss.json` records the class names and, for any kinds but the
-  classic ones (whose record is left as it was, byte for byte), the kind set under `kinds`.
+  `make_example`; `workers` (processes making examples) as in `write_split`.
+  `synthetic_fuss.json` records the class names and, for any kinds but the classic ones
+  (whose record is left as it was, byte for byte), the kind set under `kinds`.
   """
   counts = {'train': num_train, 'validation': num_validation, 'eval': num_eval}
   check_counts(counts, sample_rate, clip_seconds, source_count_probs)
   chosen = sound_kinds.kind_set(kinds)
   make_root(root)
   lists = {split: make_split(root, split, count, seed, sample_rate, clip_seconds, reverb,
-                             source_count_probs, chosen)
+                             source_count_probs, chosen, workers)
            for split, count in counts.items() if count > 0}
   info = {'generator': 'mixit synthetic FUSS', 'seed': seed,
           'sample_rate': sample_rate, 'clip_seconds': clip_seconds, 'reverb': reverb,

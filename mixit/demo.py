@@ -24,19 +24,40 @@ from mixit import gin_config
 DEMO_GIN = 'demo/synthetic_small.gin'
 
 
+def data_matches(info_path: str, counts: Dict[str, int], seed: int, clip_seconds: float,
+                 kinds) -> bool:
+  """Whether the synthetic dataset recorded in `info_path` (`synthetic_fuss.json`) was made
+  with these counts, seed, clip length and kind set (`sound_kinds.KindSet`), so a rerun may
+  reuse it. A record without `kinds` was made with the classic kinds."""
+  from data_pipeline import sound_kinds
+  if not os.path.exists(info_path):
+    return False
+  with open(info_path) as f:
+    existing = json.load(f)
+  return (existing.get('counts') == counts and existing.get('seed') == seed
+          and existing.get('clip_seconds') == clip_seconds
+          and existing.get('kinds', sound_kinds.KIND_SETS['classic'].record())
+          == kinds.record())
+
+
 def run_demo(output_dir: str,
              num_train: int = 4000,
              num_validation: int = 40,
              num_eval: int = 100,
              clip_seconds: float = 2.0,
+             kinds: str = 'varied',
              num_steps: int = 6000,
              seed: int = 0,
              gin_files: Sequence[str] = (DEMO_GIN,),
              gin_params: Sequence[str] = (),
              eval_batch_size: int = 8,
              log_every: int = 100) -> Dict[str, str]:
-  """Runs the whole pipeline in `output_dir`; returns the path of each result."""
+  """Runs the whole pipeline in `output_dir`; returns the path of each result.
+
+  `kinds` names the synthetic sound kinds (`data_pipeline.sound_kinds.KIND_SETS`): 'varied'
+  (the default) or 'classic'."""
   from data_pipeline import inputs  # noqa: F401  (registers the data configurables)
+  from data_pipeline import sound_kinds
   from data_pipeline import synthetic
   from eval import fuss as fuss_eval
   from eval import report as eval_report
@@ -54,22 +75,18 @@ def run_demo(output_dir: str,
       'separated': os.path.join(output_dir, 'separated'),
   }
   timings = {}
+  chosen = sound_kinds.kind_set(kinds)
 
   started = time.time()
   info_path = os.path.join(paths['data'], 'synthetic_fuss.json')
   wanted = {'train': num_train, 'validation': num_validation, 'eval': num_eval}
-  existing = None
-  if os.path.exists(info_path):
-    with open(info_path) as f:
-      existing = json.load(f)
-  if (existing and existing.get('counts') == wanted and existing.get('seed') == seed
-      and existing.get('clip_seconds') == clip_seconds):
+  if data_matches(info_path, wanted, seed, clip_seconds, chosen):
     logging.info('[1/5] reusing the synthetic dataset in %s', paths['data'])
   else:
-    logging.info('[1/5] writing %d synthetic FUSS-format examples to %s',
-                 sum(wanted.values()), paths['data'])
+    logging.info('[1/5] writing %d synthetic FUSS-format examples (%s kinds) to %s',
+                 sum(wanted.values()), chosen.name, paths['data'])
     synthetic.make_dataset(paths['data'], num_train, num_validation, num_eval, seed=seed,
-                           clip_seconds=clip_seconds)
+                           clip_seconds=clip_seconds, kinds=chosen)
   timings['data'] = time.time() - started
 
   started = time.time()

@@ -132,7 +132,9 @@ def test_outputs_are_bit_identical_to_mixit_separate(exported, reference, tmp_pa
       want = json.load(f)
     with open(os.path.join(out, folder, '.mixit_separate.json')) as f:
       assert json.load(f) == want
-  assert _files(out) == sorted(_files(reference / 'out') + [separate_beam.SUMMARY_FILENAME])
+  assert _files(out) == sorted(_files(reference / 'out') + [
+      separate_beam.SUMMARY_FILENAME, separate_beam.MANIFEST_FILENAME,
+      separate_beam.FAILURES_FILENAME])
   with open(out / separate_beam.SUMMARY_FILENAME) as f:
     assert json.load(f) == summary
   # mixit-evaluate reads them as mixit-separate's.
@@ -336,3 +338,94 @@ def test_outputs_written_into_the_input_folder_are_not_inputs_of_a_rerun(exporte
   assert _run(exported, folder, folder)['separated'] == 5
   rerun = _run(exported, folder, folder)
   assert (rerun['inputs'], rerun['skipped_complete'], rerun['separated']) == (5, 5, 0)
+
+
+def _jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+def _level_db(source, mixture):
+  return 10 * np.log10(np.mean(np.square(source, dtype=np.float64)) /
+                       np.mean(np.square(mixture, dtype=np.float64)))
+
+
+def test_the_manifest_and_the_failures_record(exported, tmp_path):
+  import soundfile
+  recordings = tmp_path / 'in'
+  _recordings(str(recordings))
+  (recordings / 'broken.wav').write_bytes(b'RIFF....WAVEnonsense')
+  out = tmp_path / 'out'
+  summary = _run(exported, recordings, out, skip_bad=True)
+  assert (summary['separated'], summary['failed']) == (5, 1)
+  failures = _jsonl(out / separate_beam.FAILURES_FILENAME)
+  assert failures == summary['failures'] and failures[0]['input'] == str(recordings / 'broken.wav')
+  manifest = {line['input']: line for line in _jsonl(out / separate_beam.MANIFEST_FILENAME)}
+  assert sorted(manifest) == [str(recordings / n) for n in ('a.wav', 'b.flac', 'c.wav', 'd.wav',
+                                                            os.path.join('sub', 'e.wav'))]
+  seconds = {'a.wav': 1.5, 'b.flac': 1.2, 'c.wav': 2.0, 'd.wav': 0.7, 'sub/e.wav': 1.0}
+  for name, length in seconds.items():
+    line = manifest[str(recordings / name)]
+    stem = os.path.splitext(name)[0]
+    assert line['status'] == 'separated'
+    assert line['seconds'] == pytest.approx(length, abs=1e-3)
+    assert line['outputs'] == [f'{stem}_source{i}.wav' for i in range(4)]
+    assert all((out / output).exists() for output in line['outputs'])
+    assert line['active_sources'] == sum(db > separate.DEFAULT_SILENCE_DB
+                                         for db in line['levels_db'])
+    if name in ('a.wav', 'd.wav', 'sub/e.wav'):  # mono at the model's rate: numpy's levels
+      mixture, _ = soundfile.read(str(recordings / name), dtype='float32')
+      for output, db in zip(line['outputs'], line['levels_db']):
+        source, _ = soundfile.read(str(out / output), dtype='float32')
+        assert db == pytest.approx(_level_db(source, mixture), abs=0.02)
+  # A rerun: every good file skipped as complete, its manifest line read from the records.
+  (recordings / 'broken.wav').unlink()
+  summary = _run(exported, recordings, out, skip_bad=True)
+  assert (summary['skipped_complete'], summary['failed']) == (5, 0)
+  assert _jsonl(out / separate_beam.FAILURES_FILENAME) == []
+  again = {line['input']: line for line in _jsonl(out / separate_beam.MANIFEST_FILENAME)}
+  assert {k: dict(v, status='separated') for k, v in again.items()} == manifest
+  assert {line['status'] for line in again.values()} == {'skipped'}
+
+
+def test_drop_silent_outputs_are_left_out_of_the_manifest_not_its_levels(exported, tmp_path):
+  recordings = tmp_path / 'in'
+  _recordings(str(recordings))
+  out = tmp_path / 'out'
+  _run(exported, recordings, out, drop_silent=True, silence_db=-6.0)
+  for line in _jsonl(out / separate_beam.MANIFEST_FILENAME):
+    kept = [i for i, db in enumerate(line['levels_db']) if db > -6.0]
+    stem = os.path.splitext(os.path.relpath(line['input'], recordings))[0]
+    assert line['outputs'] == [f'{stem}_source{i}.wav' for i in kept]
+    assert line['active_sources'] == len(kept) and len(line['levels_db']) == 4
+
+
+def test_beam_metrics_count_files_audio_and_failures(exported, tmp_path):
+  from apache_beam.metrics.metric import MetricsFilter
+  recordings = tmp_path / 'in'
+  _recordings(str(recordings))
+  (recordings / 'broken.wav').write_bytes(b'RIFF....WAVEnonsense')
+  out = str(tmp_path / 'out')
+  inputs = separate_beam.list_inputs(str(recordings), out)
+  shards = separate_beam.write_shards(out, inputs, shard_size=2)
+  pipeline = beam.Pipeline(options=PipelineOptions(IN_PROCESS))
+  separate_beam.build(pipeline, shards, out, saved_model=exported, overwrite=False,
+                      skip_bad=True, progress=False, options=OPTIONS,
+                      header={'format': separate_beam.SUMMARY_FORMAT, 'started': 'now'})
+  result = pipeline.run()
+  result.wait_until_finish()
+  counters = {c.key.metric.name: c.committed for c in result.metrics().query(
+      MetricsFilter().with_namespace(separate_beam.METRICS_NAMESPACE))['counters']}
+  assert counters == {'files_separated': 5, 'files_failed': 1,
+                      'audio_milliseconds': 1500 + 1200 + 2000 + 700 + 1000}
+
+
+def test_a_manifest_or_failures_name_taken_by_another_file_is_refused(exported, reference,
+                                                                      tmp_path):
+  for name in (separate_beam.MANIFEST_FILENAME, separate_beam.FAILURES_FILENAME):
+    out = tmp_path / name
+    out.mkdir()
+    (out / name).write_text('my notes\n')
+    with pytest.raises(FileExistsError, match='no mixit-separate-beam run wrote it'):
+      _run(exported, reference / 'in', out)
+    assert _files(out) == [name] and (out / name).read_text() == 'my notes\n'

@@ -6,6 +6,8 @@ the equal-tempered scale, a nearest-centroid classifier)."""
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -509,3 +511,88 @@ def test_foreground_kinds_are_acoustically_distinct():
   centroids = np.stack([z[train & (labels == k)].mean(0) for k in range(len(FOREGROUNDS))])
   predicted = np.argmin(((z[~train, None] - centroids[None]) ** 2).sum(-1), axis=1)
   assert np.mean(predicted == labels[~train]) > 0.55
+
+
+# ---------------------------------------------------------------------------------------
+# Made on several processes, written in order: the same bytes.
+
+
+def test_examples_made_on_worker_processes_are_the_same_bytes(tmp_path, monkeypatch):
+  monkeypatch.setattr(synthetic, 'PARALLEL_MIN_EXAMPLES', 4)
+  roots = {}
+  for workers in (1, 2):
+    roots[workers] = str(tmp_path / f'w{workers}')
+    synthetic.make_dataset(roots[workers], 9, 0, 5, seed=7, sample_rate=RATE,
+                           clip_seconds=0.5, kinds='varied', workers=workers)
+  assert _tree_hash(roots[1]) == _tree_hash(roots[2])
+  with pytest.raises(ValueError, match='workers must be at least 1'):
+    synthetic.make_dataset(str(tmp_path / 'w0'), 9, 0, 0, sample_rate=RATE, clip_seconds=0.5,
+                           workers=0)
+
+
+def test_a_failing_maker_on_a_worker_process_raises_here(tmp_path, monkeypatch):
+  monkeypatch.setattr(synthetic, 'PARALLEL_MIN_EXAMPLES', 4)
+
+  def make(index):
+    if index == 6:
+      raise ValueError('example 6 cannot be made')
+    return synthetic.set_levels([np.ones(100)], []), ['noise'], None
+
+  with pytest.raises(ValueError, match='example 6 cannot be made'):
+    synthetic.write_split(str(tmp_path), 'train', 9, make, RATE, ['noise'], workers=2)
+  assert synthetic._MAKER is None
+
+
+# ---------------------------------------------------------------------------------------
+# The command and the demo.
+
+
+def _make_fuss(*args):
+  return subprocess.run([sys.executable, '-m', 'mixit.commands.make_fuss', *args],
+                        capture_output=True, text=True, timeout=300, check=False,
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_make_fuss_kinds_flag(tmp_path):
+  counts = ['--num_train', '2', '--num_validation', '0', '--num_eval', '1', '--sample_rate',
+            str(RATE), '--clip_seconds', '0.5', '--seed', '4']
+  for kinds in ('varied', 'classic', None):
+    out = str(tmp_path / str(kinds))
+    result = _make_fuss('--output_dir', out, *counts, *(['--kinds', kinds] if kinds else []))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(os.path.join(out, 'synthetic_fuss.json')) as f:
+      info = json.load(f)
+    name = info.get('kinds', {'name': 'classic'})['name']
+    assert name == (kinds or 'varied')  # varied is the default
+    assert info['class_names'] == list(sound_kinds.KIND_SETS[name].class_names)
+  # The library's default (classic) and the command's classic write the same bytes.
+  library = str(tmp_path / 'library')
+  synthetic.make_dataset(library, 2, 0, 1, seed=4, sample_rate=RATE, clip_seconds=0.5)
+  assert _tree_hash(library) == _tree_hash(str(tmp_path / 'classic'))
+  result = _make_fuss('--output_dir', str(tmp_path / 'x'), '--clips_dir', str(tmp_path),
+                      '--kinds', 'classic')
+  assert result.returncode != 0 and '--kinds is for synthetic data' in result.stderr
+  assert not (tmp_path / 'x').exists()
+  result = _make_fuss('--output_dir', str(tmp_path / 'y'), '--kinds', 'tubas')
+  assert result.returncode != 0 and '--kinds=tubas' in result.stderr
+  assert not (tmp_path / 'y').exists()
+
+
+def test_the_demo_reuses_its_data_only_when_made_with_the_same_kinds(tmp_path):
+  from mixit import demo
+  root = str(tmp_path / 'data')
+  counts = {'train': 2, 'validation': 0, 'eval': 1}
+  synthetic.make_dataset(root, 2, 0, 1, seed=3, sample_rate=RATE, clip_seconds=0.5,
+                         kinds='classic')
+  info = os.path.join(root, 'synthetic_fuss.json')
+  classic, varied = sound_kinds.KIND_SETS['classic'], sound_kinds.KIND_SETS['varied']
+  assert demo.data_matches(info, counts, 3, 0.5, classic)
+  assert not demo.data_matches(info, counts, 3, 0.5, varied)
+  assert not demo.data_matches(info, counts, 4, 0.5, classic)
+  assert not demo.data_matches(info, dict(counts, train=3), 3, 0.5, classic)
+  assert not demo.data_matches(info, counts, 3, 1.0, classic)
+  synthetic.make_dataset(root, 2, 0, 1, seed=3, sample_rate=RATE, clip_seconds=0.5,
+                         kinds='varied')
+  assert demo.data_matches(info, counts, 3, 0.5, varied)
+  assert not demo.data_matches(info, counts, 3, 0.5, classic)
+  assert not demo.data_matches(str(tmp_path / 'none.json'), counts, 3, 0.5, varied)

@@ -18,6 +18,11 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'demo_out', 'Where every result 
 _NUM_STEPS = flags.DEFINE_integer('num_steps', 6000, 'Training steps (batches of 8 MoMs).')
 _NUM_TRAIN = flags.DEFINE_integer('num_train', 4000, 'Synthetic training examples.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval', 100, 'Synthetic held-out eval examples.')
+_KINDS = flags.DEFINE_enum(
+    'kinds', 'varied', ['varied', 'classic'],
+    'The synthetic sound kinds: varied (voices, babble, music, animal calls, impacts, '
+    'textures and the classic kinds) or classic (tones, chirps, bursts, clicks, AM/FM '
+    'textures over stationary noise).')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of the data, the pipeline and the demo run.')
 _GIN_PARAM = flags.DEFINE_multi_string('gin_param', [],
                                        "Extra gin bindings, e.g. 'trainer.lambda_sparse = 0.2'.")
@@ -30,7 +35,8 @@ def main(argv) -> int:
     if flag.value < least:
       raise ValueError(f'--{flag.name} must be at least {least}, got {flag.value}')
   demo.run_demo(_OUTPUT_DIR.value, num_train=_NUM_TRAIN.value, num_eval=_NUM_EVAL.value,
-                num_steps=_NUM_STEPS.value, seed=_SEED.value, gin_params=_GIN_PARAM.value)
+                num_steps=_NUM_STEPS.value, seed=_SEED.value, gin_params=_GIN_PARAM.value,
+                kinds=_KINDS.value)
   return 0
 
 

@@ -1,11 +1,15 @@
 r"""Writes a FUSS-format dataset (`mixit-make-fuss`), synthetic or from your own clips.
 
     mixit-make-fuss --output_dir D --num_train 200 --num_validation 20 --num_eval 20 \
-        [--sample_rate 16000 --clip_seconds 10 --reverb --seed 0]
+        [--kinds varied --sample_rate 16000 --clip_seconds 10 --reverb --seed 0 --workers N]
     mixit-make-fuss --clips_dir CLIPS [--backgrounds_dir BEDS] --output_dir D ... \
         [--split_fractions 0.8,0.1,0.1 --min_clip_seconds 0.25]
 
-Without `--clips_dir` the sounds are synthesised (`data_pipeline/synthetic.py`). With it,
+Without `--clips_dir` the sounds are synthesised (`data_pipeline/synthetic.py`) from the
+`--kinds` set: `varied` (the default: voices, babble, music, animal calls, impacts and
+natural textures beside the first generator's tones, chirps, bursts, clicks and AM/FM
+textures, over noise, music, babble or texture backgrounds) or `classic` (the first
+generator's five kinds over stationary noise, byte for byte as it wrote them). With it,
 they are mixed from the clips by FUSS's recipe (`data_pipeline/clips.py`): labels are the
 first-level subfolder names, and every clip file belongs to one split only. The layout,
 lists and labels sidecars are the same either way.
@@ -18,6 +22,7 @@ from absl import logging
 
 from mixit.commands import cli  # first: the quiet start of a CLI run (commands/__init__.py)
 from data_pipeline import clips
+from data_pipeline import sound_kinds
 from data_pipeline import synthetic
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Dataset root to write (local or gs://).',
@@ -43,6 +48,14 @@ _SPLIT_FRACTIONS = flags.DEFINE_list(
 _MIN_CLIP_SECONDS = flags.DEFINE_float(
     'min_clip_seconds', clips.DEFAULT_MIN_CLIP_SECONDS,
     'Clips shorter than this are skipped (with --clips_dir).')
+_KINDS = flags.DEFINE_enum(
+    'kinds', 'varied', sorted(sound_kinds.KIND_SETS),
+    'The synthetic sound kinds (without --clips_dir): varied (speech-like voices, babble, '
+    'music, animal calls, impacts, textures and the classic kinds) or classic (tones, '
+    'chirps, bursts, clicks, AM/FM textures over stationary noise).')
+_WORKERS = flags.DEFINE_integer('workers', None, 'Processes that make examples (default: '
+                                'the CPUs, at most 8); the files do not depend on it.',
+                                lower_bound=1)
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed; the same seed writes the same files.',
                              lower_bound=0)
 
@@ -54,14 +67,18 @@ def main(argv) -> int:
     raise app.UsageError(f'--clip_seconds must be positive, got {_CLIP_SECONDS.value}')
   start = time.time()
   if _CLIPS_DIR.value is None:
-    for flag in (_BACKGROUNDS_DIR, _SPLIT_FRACTIONS, _MIN_CLIP_SECONDS):
+    for flag in (_BACKGROUNDS_DIR, _SPLIT_FRACTIONS, _MIN_CLIP_SECONDS):  # clips only
       if flags.FLAGS[flag.name].present:
         raise app.UsageError(f'--{flag.name} needs --clips_dir')
     lists = synthetic.make_dataset(_OUTPUT_DIR.value, _NUM_TRAIN.value, _NUM_VALIDATION.value,
                                    _NUM_EVAL.value, seed=_SEED.value,
                                    sample_rate=_SAMPLE_RATE.value,
-                                   clip_seconds=_CLIP_SECONDS.value, reverb=_REVERB.value)
+                                   clip_seconds=_CLIP_SECONDS.value, reverb=_REVERB.value,
+                                   kinds=_KINDS.value, workers=_WORKERS.value)
   else:
+    if flags.FLAGS['kinds'].present:
+      raise app.UsageError('--kinds is for synthetic data; with --clips_dir the kinds are '
+                           'the clips\' folders')
     try:
       fractions = [float(f) for f in _SPLIT_FRACTIONS.value]
     except ValueError:
@@ -72,7 +89,7 @@ def main(argv) -> int:
         _NUM_EVAL.value, seed=_SEED.value, sample_rate=_SAMPLE_RATE.value,
         clip_seconds=_CLIP_SECONDS.value, reverb=_REVERB.value,
         backgrounds_dir=_BACKGROUNDS_DIR.value, split_fractions=fractions,
-        min_clip_seconds=_MIN_CLIP_SECONDS.value)
+        min_clip_seconds=_MIN_CLIP_SECONDS.value, workers=_WORKERS.value)
     for name, counts in summary.items():
       usable = ', '.join(f'{split} {count}' for split, count in counts['usable'].items())
       print(f'{name} ({counts["folder"]}): {counts["files"]} files; usable: {usable}; '

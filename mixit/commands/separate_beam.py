@@ -130,10 +130,12 @@ def main(argv) -> None:
     print(f'mixit-separate-beam: error: {error_line(e)}', file=sys.stderr)
     sys.exit(1)
   print(json.dumps(summary, indent=1))
-  print(f'separated {summary["separated"]} file(s), {summary["seconds_of_audio"]:.1f} s of '
-        f'audio, skipped {summary["skipped_complete"]} complete, {summary["failed"]} failed, '
-        f'in {time.monotonic() - started:.1f} s into {FLAGS.output_dir} (summary: '
-        f'{separate_beam.summary_path(FLAGS.output_dir)})', file=sys.stderr)
+  print(f'separated {summary["separated"]} file(s) ({summary["seconds_of_audio"] / 3600:.3f} '
+        f'hours of audio), skipped {summary["skipped_complete"]} complete, '
+        f'{summary["failed"]} failed, in {time.monotonic() - started:.1f} s wall time, into '
+        f'{FLAGS.output_dir} (summary: {separate_beam.summary_path(FLAGS.output_dir)}, '
+        f'manifest: {separate_beam.MANIFEST_FILENAME}, failures: '
+        f'{separate_beam.FAILURES_FILENAME})', file=sys.stderr)
   if summary['failed']:
     print(f'{summary["failed"]} file(s) failed:', file=sys.stderr)
     for failure in summary['failures']:

@@ -243,10 +243,16 @@ class OutputRecord:
     return [os.path.join(self.output_dir, p) for p in self._record.group_files(stem)]
 
   def set(self, stem: str, input_path: str, num_sources: int, outputs: Sequence[str],
-          dropped: Sequence[int]) -> None:
-    """Records (and saves) what separating `input_path` wrote (shared: as its part)."""
+          dropped: Sequence[int], seconds: Optional[float] = None,
+          source_power_db: Optional[Sequence[float]] = None) -> None:
+    """Records (and saves) what separating `input_path` wrote (shared: as its part): also,
+    when given, the input's duration and each source's level relative to it (dB, to 0.01)."""
     fields = dict(input=os.path.abspath(input_path) if '://' not in input_path else input_path,
                   num_sources=int(num_sources), dropped=[int(i) for i in dropped])
+    if seconds is not None:
+      fields['seconds'] = round(float(seconds), 6)
+    if source_power_db is not None:
+      fields['source_power_db'] = [round(float(db), 2) for db in source_power_db]
     files = sorted(set(self._relative(p) for p in outputs))
     if self.shared:
       self._record.write_part(stem, files, **fields)
@@ -482,8 +488,9 @@ def separate_file(separator: separator_lib.Separator, input_path: str, output_di
   mixture_power = mixture_energy / max(stream.input_samples, 1)
   relative_db = _relative_power_db(writers, mixture_power)
   kept, dropped = _put_in_place(writers, relative_db, mixture_power, drop_silent, silence_db)
-  _record(records, input_path, paths, stem, separator.num_sources, kept, dropped)
   seconds = reader.frames / reader.sample_rate
+  _record(records, input_path, paths, stem, separator.num_sources, kept, dropped, seconds,
+          relative_db)
   return FileResult(input_path=input_path, output_paths=kept, dropped=dropped, seconds=seconds,
                     num_windows=stream.num_windows, source_power_db=relative_db)
 
@@ -549,7 +556,8 @@ def _put_in_place(writers: _SourceWriters, relative_db: Sequence[float], mixture
 
 
 def _record(records: Records, input_path: str, paths: Sequence[str], stem: str,
-            num_sources: int, kept: Sequence[str], dropped: Sequence[int]) -> None:
+            num_sources: int, kept: Sequence[str], dropped: Sequence[int], seconds: float,
+            source_power_db: Sequence[float]) -> None:
   """Lists this run's outputs in the folder's record, after removing the earlier
   outputs of this input that it did not write again."""
   # Earlier outputs of this input that this run did not write again (another model's
@@ -563,7 +571,7 @@ def _record(records: Records, input_path: str, paths: Sequence[str], stem: str,
   if stale:
     logging.info('%s: removed %d stale output(s) of an earlier separation: %s', input_path,
                  len(stale), ', '.join(stale))
-  record.set(name, input_path, num_sources, kept, dropped)
+  record.set(name, input_path, num_sources, kept, dropped, seconds, source_power_db)
 
 
 def separate_if_needed(separator: separator_lib.Separator, input_path: str, output_dir: str,

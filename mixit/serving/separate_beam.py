@@ -52,6 +52,12 @@ from mixit.serving import separator as separator_lib
 
 SUMMARY_FILENAME = 'mixit_separate_beam.json'
 SUMMARY_FORMAT = 'mixit-separate-beam-summary'
+# One JSON line per input of the last run: its duration, outputs, levels and active sources.
+MANIFEST_FILENAME = 'mixit_separate_beam.manifest.jsonl'
+# One JSON line per input that failed in the last run (with --skip_bad): path and error.
+FAILURES_FILENAME = 'mixit_separate_beam.failures.jsonl'
+# Beam metrics (namespace, names), shown by the runners' UIs while a run goes.
+METRICS_NAMESPACE = 'mixit'
 # The run's input list, in shards of SHARD_SIZE inputs: `<run id>-<k>.json`.
 WORK_FOLDER = '.mixit_separate_beam'
 SHARD_SIZE = 200
@@ -98,23 +104,62 @@ class SeparateFn(beam.DoFn):
       message = str(e) if audio_io.printable_path(path) in str(e) else (
           f'{audio_io.printable_path(path)}: {e}')
       logging.info('FAILED: %s', message)
+      _count('files_failed')
       yield result(path, stem, 'failed', error=message)
       return
     if outcome is None:
-      yield result(path, stem, 'skipped')
+      entry = self.records.folder(
+          os.path.join(self.output_dir, os.path.dirname(stem)) or '.').entry(
+              os.path.basename(stem)) or {}
+      _count('files_skipped')
+      yield result(path, stem, 'skipped', manifest=self.manifest_line(
+          path, stem, entry.get('seconds'), entry.get('source_power_db'),
+          [os.path.join(os.path.dirname(stem), name) for name in entry.get('outputs', [])]))
       return
     if self.progress:
       logging.info('%s: %d sources, %.1f s of audio in %.1f s', path,
                    len(outcome.output_paths), outcome.seconds, time.monotonic() - started)
-    yield result(path, stem, 'separated', seconds=outcome.seconds)
+    _count('files_separated')
+    _count('audio_milliseconds', int(round(1000 * outcome.seconds)))
+    yield result(path, stem, 'separated', seconds=outcome.seconds, manifest=self.manifest_line(
+        path, stem, outcome.seconds, outcome.source_power_db,
+        [os.path.relpath(p, self.output_dir) for p in outcome.output_paths]))
+
+  def manifest_line(self, path: str, stem: str, seconds: Optional[float],
+                    levels_db: Optional[Sequence[float]], outputs: Sequence[str]) -> Dict:
+    """The manifest's line of one input (None where a record of an older run lacks it)."""
+    silence_db = self.options.get('silence_db', separate.DEFAULT_SILENCE_DB)
+    return {'input': audio_io.printable_path(path),
+            'seconds': None if seconds is None else round(float(seconds), 6),
+            'outputs': sorted(outputs, key=_source_index),
+            'levels_db': None if levels_db is None else [round(float(db), 2)
+                                                         for db in levels_db],
+            'active_sources': None if levels_db is None else sum(
+                1 for db in levels_db if db > silence_db)}
+
+
+def _source_index(output: str) -> int:
+  match = re.search(r'_source(\d+)\.wav$', output)
+  return int(match.group(1)) if match else -1
+
+
+def _count(name: str, value: int = 1) -> None:
+  beam.metrics.Metrics.counter(METRICS_NAMESPACE, name).inc(value)
 
 
 def result(path: str, stem: str, status: str, seconds: float = 0.0,
-           error: Optional[str] = None) -> Dict:
+           error: Optional[str] = None, manifest: Optional[Dict] = None) -> Dict:
   """One input's outcome: 'separated', 'skipped' (complete) or 'failed' (`error`); `folder`:
-  its output folder relative to the output dir."""
+  its output folder relative to the output dir; `manifest`: its manifest line."""
   return {'input': audio_io.printable_path(path), 'folder': os.path.dirname(stem),
-          'status': status, 'seconds': float(seconds), 'error': error}
+          'status': status, 'seconds': float(seconds), 'error': error, 'manifest': manifest}
+
+
+def manifest_text(element: Dict) -> List[str]:
+  """The manifest line of a result (none for a failed input)."""
+  if element['manifest'] is None:
+    return []
+  return [json.dumps(dict(element['manifest'], status=element['status']))]
 
 
 class SummaryFn(beam.CombineFn):
@@ -166,6 +211,9 @@ def finalize(counts: Dict, output_dir: str, shards: Sequence[str], header: Dict)
   summary.update({key: counts[key] for key in ('separated', 'skipped_complete', 'failed')})
   summary['seconds_of_audio'] = round(counts['seconds_of_audio'], 3)
   summary['failures'] = counts['failures']
+  owned_files.write_atomically(
+      os.path.join(output_dir, FAILURES_FILENAME),
+      ''.join(json.dumps(failure) + '\n' for failure in counts['failures']))
   owned_files.write_atomically(summary_path(output_dir), json.dumps(summary, indent=1) + '\n')
   remove_shards(output_dir, shards)
   return summary
@@ -179,19 +227,28 @@ def summary_path(output_dir: str) -> str:
 
 
 def check_summary(output_dir: str) -> None:
-  """Refuses to start when the summary's name is taken by a file that is not one."""
+  """Refuses to start when the summary's name is taken by a file that is not one, or the
+  manifest's or the failures record's by a file that no run of this tool wrote (there is no
+  summary of one beside it)."""
   path = summary_path(output_dir)
-  if not tf.io.gfile.exists(path):
-    return
-  try:
-    with tf.io.gfile.GFile(path) as f:
-      data = json.load(f)
-    ours = isinstance(data, dict) and data.get('format') == SUMMARY_FORMAT
-  except ValueError:
-    ours = False
-  if not ours:
-    raise FileExistsError(f'{path} exists and is not a mixit-separate-beam summary; it is never '
-                          'overwritten: separate into another --output_dir, or move that file')
+  ours = False
+  if tf.io.gfile.exists(path):
+    try:
+      with tf.io.gfile.GFile(path) as f:
+        data = json.load(f)
+      ours = isinstance(data, dict) and data.get('format') == SUMMARY_FORMAT
+    except ValueError:
+      pass
+    if not ours:
+      raise FileExistsError(f'{path} exists and is not a mixit-separate-beam summary; it is '
+                            'never overwritten: separate into another --output_dir, or move '
+                            'that file')
+  for name in (MANIFEST_FILENAME, FAILURES_FILENAME):
+    other = os.path.join(output_dir, name)
+    if not ours and tf.io.gfile.exists(other):
+      raise FileExistsError(f'{other} exists and no mixit-separate-beam run wrote it; it is '
+                            'never overwritten: separate into another --output_dir, or move '
+                            'that file')
 
 
 def write_shards(output_dir: str, inputs: Sequence[Tuple[str, str]],
@@ -234,13 +291,19 @@ def build(pipeline: beam.Pipeline, shards: Sequence[str], output_dir: str, *, sa
           overwrite: bool, skip_bad: bool, progress: bool, options: Dict, header: Dict):
   """Adds the separation of the inputs in `shards` to `pipeline`; returns the summary's
   PCollection (one element)."""
-  return (pipeline
-          | 'Shards' >> beam.Create(list(shards))
-          | 'ReadShards' >> beam.FlatMap(read_shard)
-          | 'Spread' >> beam.Reshuffle()
-          | 'Separate' >> beam.ParDo(SeparateFn(saved_model, output_dir, overwrite=overwrite,
-                                                skip_bad=skip_bad, progress=progress,
-                                                options=options))
+  results = (pipeline
+             | 'Shards' >> beam.Create(list(shards))
+             | 'ReadShards' >> beam.FlatMap(read_shard)
+             | 'Spread' >> beam.Reshuffle()
+             | 'Separate' >> beam.ParDo(SeparateFn(saved_model, output_dir, overwrite=overwrite,
+                                                   skip_bad=skip_bad, progress=progress,
+                                                   options=options)))
+  # The manifest: one file, written by Beam's file sink (temporary shards, then one rename).
+  _ = (results
+       | 'ManifestLines' >> beam.FlatMap(manifest_text)
+       | 'Manifest' >> beam.io.WriteToText(os.path.join(output_dir, MANIFEST_FILENAME),
+                                           shard_name_template=''))
+  return (results
           | 'Count' >> beam.CombineGlobally(SummaryFn())
           | 'Finalize' >> beam.Map(finalize, output_dir, list(shards), header))
 
@@ -264,7 +327,11 @@ def run(saved_model: str, input_path: str, output_dir: str, pipeline_options, *,
     remove_shards(output_dir)  # of a run that was killed (the lock says none is running)
     shards = write_shards(output_dir, inputs)
     header = {'format': SUMMARY_FORMAT, 'saved_model': saved_model, 'input': input_path,
-              'output_dir': output_dir, 'started': _now(), 'inputs': len(inputs)}
+              'output_dir': output_dir, 'started': _now(), 'inputs': len(inputs),
+              'manifest': MANIFEST_FILENAME, 'failures_record': FAILURES_FILENAME}
+    # The summary's name is this run's from now on: a manifest or failures record written
+    # beside it is known as this tool's by the next run, even if this one dies.
+    owned_files.write_atomically(summary_path(output_dir), json.dumps(header, indent=1) + '\n')
     try:
       with beam.Pipeline(options=pipeline_options) as pipeline:
         build(pipeline, shards, output_dir, saved_model=saved_model, overwrite=overwrite,
@@ -275,7 +342,7 @@ def run(saved_model: str, input_path: str, output_dir: str, pipeline_options, *,
       raise
     with tf.io.gfile.GFile(summary_path(output_dir)) as f:
       summary = json.load(f)
-  if summary.get('started') != header['started']:
+  if summary.get('started') != header['started'] or 'finished' not in summary:
     raise RuntimeError(f'the run ended without writing its summary {summary_path(output_dir)}')
   return summary
 
