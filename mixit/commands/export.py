@@ -1,7 +1,8 @@
 r"""Exports a trained separation network as a self-contained SavedModel (`mixit-export`).
 
     mixit-export --model_dir D [--checkpoint N] --output_dir E [--overwrite] \
-        [--litert --litert_window_seconds 10] [--eval_summary summary.json]
+        [--litert --litert_window_seconds 10 --litert_quantize dynamic_int8]
+        [--eval_summary summary.json]
 
 What is written (the signatures, `mixit_export.json`, the model card and, with
 `--litert`, `model.tflite`) is described in `mixit/serving/export.py`.
@@ -28,6 +29,10 @@ _LITERT = flags.DEFINE_boolean('litert', False, 'Also write model.tflite (LiteRT
 _LITERT_WINDOW_SECONDS = flags.DEFINE_float(
     'litert_window_seconds', litert_lib.DEFAULT_WINDOW_SECONDS,
     'Window length of the .tflite in seconds (e.g. the streaming separator\'s chunk).')
+_LITERT_QUANTIZE = flags.DEFINE_enum(
+    'litert_quantize', 'none', list(litert_lib.QUANTIZATIONS),
+    'With --litert, also write a quantised .tflite beside the float one: dynamic_int8 '
+    '(int8 weights, model_int8.tflite) or float16 (float16 weights, model_float16.tflite).')
 _EVAL_SUMMARY = flags.DEFINE_string('eval_summary', None, 'FUSS summary.json for the model card; '
                                     'default: the model dir\'s summary.json if present.')
 
@@ -39,6 +44,7 @@ def main(argv) -> None:
     metadata = export_lib.export_saved_model(
         _MODEL_DIR.value, _OUTPUT_DIR.value, _CHECKPOINT.value, overwrite=_OVERWRITE.value,
         litert=_LITERT.value, litert_window_seconds=_LITERT_WINDOW_SECONDS.value,
+        litert_quantize=_LITERT_QUANTIZE.value,
         eval_summary=_EVAL_SUMMARY.value)
   except (ValueError, FileExistsError, FileNotFoundError) as e:
     print(f'mixit-export: error: {e}', file=sys.stderr)

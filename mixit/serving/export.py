@@ -228,6 +228,7 @@ def export_saved_model(model_dir: str, output_dir: str,
                        overwrite: bool = False, verify: bool = True,
                        litert: bool = False,
                        litert_window_seconds: float = litert_lib.DEFAULT_WINDOW_SECONDS,
+                       litert_quantize: str = 'none',
                        eval_summary: Optional[str] = None) -> dict:
   """Exports the network of `model_dir` (checkpoint `ckpt-N`, default latest).
 
@@ -240,6 +241,8 @@ def export_saved_model(model_dir: str, output_dir: str,
     litert: also write `model.tflite`, a LiteRT model of a fixed window
       (`mixit.serving.litert`), builtin operators only.
     litert_window_seconds: the `.tflite` window length in seconds.
+    litert_quantize: also write a quantised `.tflite` ('dynamic_int8': int8 weights,
+      `model_int8.tflite`; 'float16': float16 weights, `model_float16.tflite`; 'none').
     eval_summary: a FUSS `summary.json` for the model card (default: the
       model dir's `summary.json`, if there is one).
 
@@ -248,6 +251,10 @@ def export_saved_model(model_dir: str, output_dir: str,
   """
   model_dir = os.fspath(model_dir)
   network, path, step = restore_network(model_dir, checkpoint)
+  litert_lib.check_quantize(litert_quantize)  # fails before any write
+  if litert_quantize != 'none' and not litert:
+    raise ValueError('--litert_quantize needs --litert (the quantised model is written beside '
+                     'the float one)')
   if litert:
     litert_lib.window_samples(network, litert_window_seconds)  # fails before any write
   _prepare_output_dir(output_dir, overwrite)
@@ -257,7 +264,7 @@ def export_saved_model(model_dir: str, output_dir: str,
   present = set(owned_files.list_files(output_dir))
   try:
     return _write_export(network, model_dir, output_dir, path, step, present, verify, litert,
-                         litert_window_seconds, eval_summary)
+                         litert_window_seconds, litert_quantize, eval_summary)
   except BaseException as error:
     # Leave nothing that blocks a retry (a full disk leaves variables/variables_temp/):
     # remove what this export wrote, never what was there before it.
@@ -280,7 +287,7 @@ _EXPORT_FOLDERS = ('variables/variables_temp', 'variables', 'assets')
 
 def _write_export(network, model_dir: str, output_dir: str, path: str, step, present: set,
                   verify: bool, litert: bool, litert_window_seconds: float,
-                  eval_summary: Optional[str]) -> dict:
+                  litert_quantize: str, eval_summary: Optional[str]) -> dict:
   """The writing part of `export_saved_model`; `present`: the files there before it."""
   module = SeparationModule(network)
   tf.saved_model.save(module, output_dir, signatures={
@@ -310,7 +317,8 @@ def _write_export(network, model_dir: str, output_dir: str, path: str, step, pre
       raise RuntimeError(f'the SavedModel in {output_dir} differs from the in-memory network by '
                          f'{error:g} (tolerance {_VERIFY_ATOL:g})')
   if litert:
-    metadata['litert'] = litert_lib.write(network, output_dir, litert_window_seconds)
+    metadata['litert'] = litert_lib.write(network, output_dir, litert_window_seconds,
+                                          quantize=litert_quantize)
   card = model_card.write(output_dir, metadata, model_dir, eval_summary)
   metadata['model_card'] = card
   # The files this export wrote: a later --overwrite deletes these and nothing else.

@@ -168,8 +168,23 @@ def window_samples(network, window_seconds: float) -> int:
   return int(round(float(window_seconds) * int(network.sample_rate)))
 
 
-def convert(network, window: int) -> bytes:
-  """The LiteRT flatbuffer of `network` on `[1, window]` inputs (builtin ops only).
+# Quantised variants (`mixit-export --litert_quantize`), written beside the float model:
+# - 'dynamic_int8': int8 weights, activations float (dynamic-range quantisation: kernels
+#   that support it quantise activations on the fly);
+# - 'float16': float16 weights, dequantised to float32 when the model is loaded.
+QUANTIZATIONS = ('none', 'dynamic_int8', 'float16')
+QUANTIZED_FILENAMES = {'dynamic_int8': 'model_int8.tflite', 'float16': 'model_float16.tflite'}
+
+
+def check_quantize(quantize: str) -> None:
+  if quantize not in QUANTIZATIONS:
+    raise ValueError(f'--litert_quantize must be one of {", ".join(QUANTIZATIONS)}, got '
+                     f'{quantize!r}')
+
+
+def convert(network, window: int, quantize: str = 'none') -> bytes:
+  """The LiteRT flatbuffer of `network` on `[1, window]` inputs (builtin ops only),
+  quantised as `quantize` says (`QUANTIZATIONS`).
 
   Raises:
     RuntimeError: the converted model needs Flex or custom operators.
@@ -185,6 +200,11 @@ def convert(network, window: int) -> bytes:
     concrete = serve.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], network)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    check_quantize(quantize)
+    if quantize != 'none':
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == 'float16':
+      converter.target_spec.supported_types = [tf.float16]
     model = converter.convert()
   foreign = [op for op in operators(model) if op.startswith(_NON_BUILTIN)]
   if foreign:
@@ -210,19 +230,30 @@ def operators(model: bytes) -> List[str]:
 
 
 def write(network, output_dir: str, window_seconds: float = DEFAULT_WINDOW_SECONDS,
-          filename: str = TFLITE_FILENAME) -> dict:
-  """Converts and writes `output_dir/filename`; returns its description for the export json."""
+          filename: str = TFLITE_FILENAME, quantize: str = 'none') -> dict:
+  """Converts and writes `output_dir/filename` and, with `quantize` ('dynamic_int8' or
+  'float16'), its quantised variant (`QUANTIZED_FILENAMES`); returns their description for
+  the export json (the variant's under `quantized`)."""
+  check_quantize(quantize)
   window = window_samples(network, window_seconds)
   model = convert(network, window)
   path = os.path.join(output_dir, filename)
   with tf.io.gfile.GFile(path, 'wb') as f:
     f.write(model)
-  return {'file': filename, 'window_samples': window,
-          'window_seconds': window / int(network.sample_rate),
-          'input': separator_lib.INPUT_KEY, 'input_shape': [1, window],
-          'output': separator_lib.OUTPUT_KEY,
-          'output_shape': [1, int(network.num_sources), window],
-          'size_bytes': len(model)}
+  description = {'file': filename, 'window_samples': window,
+                 'window_seconds': window / int(network.sample_rate),
+                 'input': separator_lib.INPUT_KEY, 'input_shape': [1, window],
+                 'output': separator_lib.OUTPUT_KEY,
+                 'output_shape': [1, int(network.num_sources), window],
+                 'size_bytes': len(model)}
+  if quantize != 'none':
+    quantized = convert(network, window, quantize)
+    name = QUANTIZED_FILENAMES[quantize]
+    with tf.io.gfile.GFile(os.path.join(output_dir, name), 'wb') as f:
+      f.write(quantized)
+    description['quantized'] = {'file': name, 'quantization': quantize,
+                                'size_bytes': len(quantized)}
+  return description
 
 
 def interpreter(path: str, num_threads: Optional[int] = None):

@@ -152,6 +152,14 @@ def render(metadata: dict, bindings: List[str], summary: Optional[dict] = None) 
               f'The `.tflite` takes a fixed window of {window} samples '
               f'({litert["window_seconds"]:g} s): pad a shorter mixture with zeros and cut the '
               'outputs back; run a long recording window by window.', '']
+    quantized = litert.get('quantized')
+    if quantized:
+      kind = {'dynamic_int8': 'int8 weights (dynamic-range quantisation)',
+              'float16': 'float16 weights'}[quantized['quantization']]
+      lines += [f'`{quantized["file"]}` is the same model with {kind}: '
+                f'{quantized["size_bytes"] / 1e6:.1f} MB against {litert["size_bytes"] / 1e6:.1f} '
+                'MB for the float `.tflite`, used the same way. Check its separation on your '
+                'own audio against the float model before you deploy it.', '']
   lines.append(_MARK)
   return '\n'.join(lines) + '\n'
 
