@@ -429,3 +429,61 @@ def test_a_manifest_or_failures_name_taken_by_another_file_is_refused(exported, 
     with pytest.raises(FileExistsError, match='no mixit-separate-beam run wrote it'):
       _run(exported, reference / 'in', out)
     assert _files(out) == [name] and (out / name).read_text() == 'my notes\n'
+
+
+def _outputs_state(folder):
+  """{name: (bytes, mtime in ns)} of every file but the run's own summary files."""
+  own = {separate_beam.SUMMARY_FILENAME, separate_beam.MANIFEST_FILENAME,
+         separate_beam.FAILURES_FILENAME}
+  return {name: (open(os.path.join(folder, name), 'rb').read(),
+                 os.stat(os.path.join(folder, name)).st_mtime_ns)
+          for name in _files(folder) if name not in own}
+
+
+def test_a_rerun_leaves_complete_outputs_and_records_untouched(exported, reference, tmp_path):
+  out = tmp_path / 'out'
+  _run(exported, reference / 'in', out)
+  before = _outputs_state(out)
+  assert len(before) == 22  # 20 outputs and 2 records
+  summary = _run(exported, reference / 'in', out)
+  assert (summary['separated'], summary['skipped_complete']) == (0, 5)
+  assert _outputs_state(out) == before
+
+
+def test_a_run_that_dies_midway_is_finished_by_a_rerun(exported, reference, tmp_path,
+                                                       monkeypatch):
+  """The run dies in the middle of `c` (its sources written to hidden `.partial` files, not
+  yet in place), as a killed worker would; a rerun finishes it and leaves nothing partial."""
+  out = tmp_path / 'out'
+  put_in_place = separate._put_in_place
+
+  def dies_on_c(writers, *args, **kwargs):
+    if any(os.path.basename(p).startswith('c_source') for p in writers.paths):
+      raise RuntimeError('worker killed')
+    return put_in_place(writers, *args, **kwargs)
+
+  monkeypatch.setattr(separate, '_put_in_place', dies_on_c)
+  with pytest.raises(Exception, match='worker killed'):
+    _run(exported, reference / 'in', out)
+  assert any('partial' in name for name in _files(out))  # what the dead attempt left
+  monkeypatch.setattr(separate, '_put_in_place', put_in_place)
+  summary = _run(exported, reference / 'in', out)
+  assert summary['separated'] + summary['skipped_complete'] == 5 and summary['separated'] >= 1
+  assert [name for name in _files(out) if 'partial' in name] == []
+  assert not (out / owned_files.SEPARATION.parts).exists()
+  assert _bytes(out) == _bytes(reference / 'out')
+
+
+def test_mixit_separate_overwrite_trusts_the_beam_record(exported, reference, tmp_path):
+  out = tmp_path / 'out'
+  _run(exported, reference / 'in', out)
+  (out / 'notes_source0.wav').write_bytes(b'mine')
+  (out / 'sub' / 'e_source9.wav').write_bytes(b'also mine')
+  # Without --overwrite mixit-separate refuses the outputs; with it, it replaces exactly them.
+  with pytest.raises(FileExistsError, match='pass --overwrite'):
+    separate.separate_files(exported, str(reference / 'in'), str(out), **OPTIONS)
+  report = separate.separate_files(exported, str(reference / 'in'), str(out), overwrite=True,
+                                   **OPTIONS)
+  assert len(report.succeeded) == 5 and not report.failed
+  assert _bytes(out) == dict(_bytes(reference / 'out'), **{
+      'notes_source0.wav': b'mine', 'sub/e_source9.wav': b'also mine'})
