@@ -1,6 +1,6 @@
 r"""The one-command demo on the embedded default (`mixit-demo`).
 
-    mixit-demo --output_dir demo_out [--num_steps 6000 --seed 0]
+    mixit-demo --output_dir demo_out [--num_steps 4000 --kinds varied --seed 0]
 
 With no data present it writes a synthetic FUSS-format dataset, trains the small
 TDCN++ (M = 8) with efficient MixIT + the paper's sparsity loss, exports it as a
@@ -15,7 +15,7 @@ from mixit.commands import cli  # first: the quiet start of a CLI run (commands/
 from mixit import demo
 
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'demo_out', 'Where every result goes.')
-_NUM_STEPS = flags.DEFINE_integer('num_steps', 6000, 'Training steps (batches of 8 MoMs).')
+_NUM_STEPS = flags.DEFINE_integer('num_steps', 4000, 'Training steps (batches of 8 MoMs).')
 _NUM_TRAIN = flags.DEFINE_integer('num_train', 4000, 'Synthetic training examples.')
 _NUM_EVAL = flags.DEFINE_integer('num_eval', 100, 'Synthetic held-out eval examples.')
 _KINDS = flags.DEFINE_enum(
