@@ -113,7 +113,7 @@ class SeparateFn(beam.DoFn):
               os.path.basename(stem)) or {}
       _count('files_skipped')
       yield result(path, stem, 'skipped', manifest=self.manifest_line(
-          path, stem, entry.get('seconds'), entry.get('source_power_db'),
+          path, entry.get('seconds'), entry.get('source_power_db'),
           [os.path.join(os.path.dirname(stem), name) for name in entry.get('outputs', [])]))
       return
     if self.progress:
@@ -122,10 +122,10 @@ class SeparateFn(beam.DoFn):
     _count('files_separated')
     _count('audio_milliseconds', int(round(1000 * outcome.seconds)))
     yield result(path, stem, 'separated', seconds=outcome.seconds, manifest=self.manifest_line(
-        path, stem, outcome.seconds, outcome.source_power_db,
+        path, outcome.seconds, outcome.source_power_db,
         [os.path.relpath(p, self.output_dir) for p in outcome.output_paths]))
 
-  def manifest_line(self, path: str, stem: str, seconds: Optional[float],
+  def manifest_line(self, path: str, seconds: Optional[float],
                     levels_db: Optional[Sequence[float]], outputs: Sequence[str]) -> Dict:
     """The manifest's line of one input (None where a record of an older run lacks it)."""
     silence_db = self.options.get('silence_db', separate.DEFAULT_SILENCE_DB)
