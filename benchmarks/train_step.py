@@ -45,6 +45,11 @@ _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Clip length in seconds.')
 _SAMPLE_RATE = flags.DEFINE_integer('sample_rate', 16000, 'Sample rate.')
 _MODEL_GIN = flags.DEFINE_string('model_gin', 'models/tdcnpp_paper.gin', 'Model config.')
 _JIT = flags.DEFINE_bool('jit_compile', False, 'XLA-compile the forward/backward pass.')
+_LAMBDA_SPARSE = flags.DEFINE_float('lambda_sparse', 0.1, 'Sparsity loss weight.')
+_LAMBDA_COV = flags.DEFINE_float('lambda_cov', 0.1, 'Covariance loss weight.')
+_STEP_ONLY = flags.DEFINE_bool(
+    'step_only', False, 'Time the train step only: no FLOP count, matmul peak or loss-only '
+    'timing, no table (what `benchmarks/train_step_vs_official.py` runs).')
 
 FLOPS_PER_CYCLE_FP32 = 32
 
@@ -133,7 +138,7 @@ def main(argv):
   rng = np.random.default_rng(0)
   time_samples = int(round(_SECONDS.value * _SAMPLE_RATE.value))
   batch_size = _BATCH_SIZE.value
-  matmul_peak = _matmul_peak()
+  matmul_peak = None if _STEP_ONLY.value else _matmul_peak()
   cores, mhz, nominal_peak = _nominal_peak()
   rows = []
   for num_sources in [int(m) for m in _NUM_SOURCES.value]:
@@ -152,13 +157,28 @@ def main(argv):
         objective = tf.reduce_sum(out)
       return tape.gradient(objective, network.trainable_variables)
 
+    if _STEP_ONLY.value:
+      for method in _METHODS.value:
+        trainer = trainer_lib.build_trainer(network, mixit_method=method,
+                                            lambda_sparse=_LAMBDA_SPARSE.value,
+                                            lambda_cov=_LAMBDA_COV.value)
+        optimizer = trainer_lib.build_optimizer()
+        trainer.compile(optimizer=optimizer, jit_compile=_JIT.value)
+        optimizer.build(network.trainable_variables)
+        step = tf.function(trainer.train_step)
+        step_seconds = _time(lambda step=step, batch=batch: step(batch)['loss'], _STEPS.value)
+        print(f'M={num_sources} {method}: {step_seconds:.2f} s/step, params {params}',
+              flush=True)
+      gin_config.parse([], [])
+      continue
     profiled = _profiler_flops(forward_backward, batch_size, time_samples)
     analytic = _analytic_training_flops(network, batch_size, time_samples)
     estimates = tf.constant(rng.standard_normal((batch_size, num_sources, time_samples))
                             .astype(np.float32))
     for method in _METHODS.value:
-      trainer = trainer_lib.build_trainer(network, mixit_method=method, lambda_sparse=0.1,
-                                          lambda_cov=0.1)
+      trainer = trainer_lib.build_trainer(network, mixit_method=method,
+                                          lambda_sparse=_LAMBDA_SPARSE.value,
+                                          lambda_cov=_LAMBDA_COV.value)
       optimizer = trainer_lib.build_optimizer()
       trainer.compile(optimizer=optimizer, jit_compile=_JIT.value)
       optimizer.build(network.trainable_variables)
@@ -171,8 +191,9 @@ def main(argv):
           tape.watch(est)
           mixit_values, _ = losses.mixit_loss(batch['mixtures'], est, method=method)
           total = tf.reduce_mean(mixit_values)
-          total += 0.1 * tf.reduce_mean(losses.sparsity_loss(est, batch['mom']))
-          total += 0.1 * tf.reduce_mean(losses.covariance_loss(est))
+          total += _LAMBDA_SPARSE.value * tf.reduce_mean(
+              losses.sparsity_loss(est, batch['mom']))
+          total += _LAMBDA_COV.value * tf.reduce_mean(losses.covariance_loss(est))
         return total, tape.gradient(total, est)
 
       loss_seconds = _time(lambda loss_only=loss_only, estimates=estimates: loss_only(estimates),
@@ -184,6 +205,8 @@ def main(argv):
             flush=True)
     gin_config.parse([], [])
 
+  if _STEP_ONLY.value:
+    return
   print()
   print(f'Paper-size TDCN++ ({_MODEL_GIN.value}), {batch_size} MoMs of '
         f'{_SECONDS.value:g} s at {_SAMPLE_RATE.value} Hz per step, N = 2, float32, '

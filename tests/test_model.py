@@ -53,16 +53,60 @@ def copy_weights(source, target):
 # ----------------------------------------------------------------------------
 # Layers against independent references.
 
-@pytest.mark.parametrize('kernel_size,dilation', [(3, 1), (3, 4), (2, 3), (5, 2)])
-def test_depthwise_time_conv_matches_tf_depthwise_conv2d(kernel_size, dilation):
-  x = noise(2, 7 * 11, seed=1).reshape(2, 11, 7)
+def numpy_depthwise_time_conv(x, kernel, bias, dilation):
+  """`y[t] = b + sum_i w[i] x[t + i d - p]`, TF's 'SAME' padding p = floor((k - 1) d / 2), float64."""
+  k = kernel.shape[0]
+  before = (k - 1) * dilation // 2
+  x64 = x.astype(np.float64)
+  y = np.zeros_like(x64) + bias
+  for t in range(x.shape[1]):
+    for i in range(k):
+      source = t + i * dilation - before
+      if 0 <= source < x.shape[1]:
+        y[:, t] += kernel[i] * x64[:, source]
+  return y
+
+
+@pytest.mark.parametrize('kernel_size,dilation,frames',
+                         [(3, 1, 11), (3, 4, 11), (2, 3, 11), (5, 2, 11), (3, 16, 5), (4, 8, 1)])
+def test_depthwise_time_conv_matches_numpy(kernel_size, dilation, frames):
+  x = noise(2, 7 * frames, seed=1).reshape(2, frames, 7)
   conv = layers.DepthwiseTimeConv(kernel_size, dilation)
   conv.build(x.shape)
   conv.bias.assign(np.arange(7, dtype=np.float32))
-  expected = tf.nn.depthwise_conv2d(
-      x[:, :, None, :], tf.reshape(conv.kernel, [kernel_size, 1, 7, 1]), [1, 1, 1, 1],
-      'SAME', dilations=[dilation, 1])[:, :, 0, :] + conv.bias
-  np.testing.assert_allclose(conv(x).numpy(), expected.numpy(), atol=1e-6)
+  expected = numpy_depthwise_time_conv(x, conv.kernel.numpy(), conv.bias.numpy(), dilation)
+  np.testing.assert_allclose(conv(x).numpy(), expected, atol=1e-5)
+  # Any number of frames in one traced function (dilation wider than the input included).
+  traced = tf.function(conv, input_signature=[tf.TensorSpec([None, None, 7], tf.float32)])
+  np.testing.assert_allclose(traced(x).numpy(), expected, atol=1e-5)
+
+
+def test_depthwise_time_conv_gradients_match_numpy():
+  kernel_size, dilation, frames = 3, 4, 13
+  x = noise(2, 5 * frames, seed=3).reshape(2, frames, 5)
+  upstream = noise(2, 5 * frames, seed=4).reshape(2, frames, 5)
+  conv = layers.DepthwiseTimeConv(kernel_size, dilation)
+  conv.build(x.shape)
+  xt = tf.constant(x)
+  with tf.GradientTape() as tape:
+    tape.watch(xt)
+    objective = tf.reduce_sum(conv(xt) * upstream)
+  dx, dkernel, dbias = tape.gradient(objective, [xt, conv.kernel, conv.bias])
+  # The map is linear in x, in the kernel and in the bias: each gradient is the
+  # numpy convolution's response to a unit input, summed against `upstream`.
+  kernel = conv.kernel.numpy()
+  expected_dx = np.zeros_like(x, dtype=np.float64)
+  for t in range(frames):
+    for i in range(kernel_size):
+      source = t + i * dilation - (kernel_size - 1) * dilation // 2
+      if 0 <= source < frames:
+        expected_dx[:, source] += kernel[i] * upstream[:, t]
+  expected_dkernel = np.stack([
+      (numpy_depthwise_time_conv(x, np.eye(kernel_size)[i][:, None] * np.ones(5), 0.0, dilation)
+       * upstream).sum(axis=(0, 1)) for i in range(kernel_size)])
+  np.testing.assert_allclose(dx.numpy(), expected_dx, atol=1e-5)
+  np.testing.assert_allclose(dkernel.numpy(), expected_dkernel, atol=1e-4)
+  np.testing.assert_allclose(dbias.numpy(), upstream.sum(axis=(0, 1)), atol=1e-4)
 
 
 @pytest.mark.parametrize('norm_type,axes', [('instance_norm', (1,)), ('global_layer_norm', (1,)),
@@ -79,6 +123,26 @@ def test_scalar_norm_matches_numpy(norm_type, axes):
   var = x64.var(axis=axes, keepdims=True)
   expected = 1.7 * (x64 - mean) / np.sqrt(var + layers.NORM_EPSILON) - 0.3
   np.testing.assert_allclose(norm(x).numpy(), expected, atol=2e-5)
+
+
+@pytest.mark.parametrize('alpha', [0.1, -0.4, 1.7])
+def test_prelu_values_and_gradients_match_numpy(alpha):
+  x = noise(2, 15, seed=5).reshape(2, 3, 5)
+  x[0, 0, :2] = 0.0  # the kink: gradient 0, as autodiff of relu(x) - alpha relu(-x) gives
+  upstream = noise(2, 15, seed=6).reshape(2, 3, 5)
+  prelu = layers.PReLU()
+  prelu.build(x.shape)
+  prelu.alpha.assign(alpha)
+  xt = tf.constant(x)
+  with tf.GradientTape() as tape:
+    tape.watch(xt)
+    objective = tf.reduce_sum(prelu(xt) * upstream)
+  d_x, d_alpha = tape.gradient(objective, [xt, prelu.alpha])
+  x64 = x.astype(np.float64)
+  np.testing.assert_allclose(prelu(xt).numpy(), np.where(x64 > 0, x64, alpha * x64), atol=1e-6)
+  slope = np.where(x64 > 0, 1.0, np.where(x64 < 0, alpha, 0.0))
+  np.testing.assert_allclose(d_x.numpy(), slope * upstream, atol=1e-6)
+  np.testing.assert_allclose(float(d_alpha), np.sum(np.minimum(x64, 0) * upstream), rtol=1e-5)
 
 
 def test_prelu_and_initial_values():
