@@ -194,16 +194,32 @@ class ScalarNorm(keras.layers.Layer):
     return tf.reshape(y, shape) * self.gamma + self.beta
 
 
+def in_xla_context() -> bool:
+  """Whether ops created now will be XLA-compiled (`tf.function(jit_compile=True)`, TPU)."""
+  if tf.executing_eagerly():
+    return False
+  try:
+    from tensorflow.python.ops import control_flow_util  # pylint: disable=g-import-not-at-top
+  except ImportError:  # A private module: without it, take the path that is right everywhere.
+    return False
+  return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+
+
 class DepthwiseTimeConv(keras.layers.Layer):
   """Depthwise dilated convolution over frames with 'same' padding and a bias.
 
   Kernel `[kernel_size, channels]`; `y[t] = b + sum_i w[i] x[t + i d - p]`
   with TF's 'SAME' placement of the padding (`p = floor((kernel_size - 1) d / 2)`).
-  Runs as TF's depthwise convolution kernel on a `[batch, frame, 1, channel]`
-  view: its backward pass is one kernel per operand, where the same sum written
-  as shifted products costs a strided-slice gradient, a product and a reduction
-  per tap (about 3.5x the time of the forward and backward pass at 8000 frames
-  x 512 channels on a 2-core Xeon; docs/benchmarks.md, "Training step").
+
+  Two ways to the same sum, chosen by who compiles it:
+  - TF's executor (no XLA): TF's depthwise convolution kernel on a
+    `[batch, frame, 1, channel]` view. Its backward pass is one kernel per
+    operand; the sum written as shifted products costs a strided-slice gradient,
+    a product and a reduction per tap, 3.5x the time of the forward and backward
+    pass at 8000 frames x 512 channels on a 2-core Xeon.
+  - XLA: the shifted products, which XLA fuses with their neighbours. XLA's CPU
+    code for a depthwise (grouped) convolution is several times slower than the
+    unfused TF kernel.
   """
 
   def __init__(self, kernel_size: int = 3, dilation: int = 1, **kwargs):
@@ -223,10 +239,26 @@ class DepthwiseTimeConv(keras.layers.Layer):
     self.bias = self.add_weight(name='bias', shape=(channels,), initializer='zeros')
 
   def call(self, x):
-    kernel = tf.cast(self.kernel, x.dtype)[:, tf.newaxis, :, tf.newaxis]
-    y = tf.nn.depthwise_conv2d(x[:, :, tf.newaxis, :], kernel, strides=[1, 1, 1, 1],
-                               padding='SAME', dilations=[self.dilation, 1])
-    return tf.nn.bias_add(y[:, :, 0, :], tf.cast(self.bias, x.dtype))
+    kernel = tf.cast(self.kernel, x.dtype)
+    bias = tf.cast(self.bias, x.dtype)
+    if in_xla_context():
+      return self._shifted_products(x, kernel) + bias
+    y = tf.nn.depthwise_conv2d(x[:, :, tf.newaxis, :], kernel[:, tf.newaxis, :, tf.newaxis],
+                               strides=[1, 1, 1, 1], padding='SAME',
+                               dilations=[self.dilation, 1])
+    return tf.nn.bias_add(y[:, :, 0, :], bias)
+
+  def _shifted_products(self, x, kernel):
+    pad_total = (self.kernel_size - 1) * self.dilation
+    pad_before = pad_total // 2
+    padded = tf.pad(x, [[0, 0], [pad_before, pad_total - pad_before], [0, 0]])
+    num_frames = tf.shape(x)[1]
+    y = None
+    for i in range(self.kernel_size):
+      start = i * self.dilation
+      term = padded[:, start:start + num_frames] * kernel[i]
+      y = term if y is None else y + term
+    return y
 
 
 class TdcnBlock(keras.layers.Layer):

@@ -76,9 +76,12 @@ def test_depthwise_time_conv_matches_numpy(kernel_size, dilation, frames):
   conv.bias.assign(np.arange(7, dtype=np.float32))
   expected = numpy_depthwise_time_conv(x, conv.kernel.numpy(), conv.bias.numpy(), dilation)
   np.testing.assert_allclose(conv(x).numpy(), expected, atol=1e-5)
-  # Any number of frames in one traced function (dilation wider than the input included).
-  traced = tf.function(conv, input_signature=[tf.TensorSpec([None, None, 7], tf.float32)])
-  np.testing.assert_allclose(traced(x).numpy(), expected, atol=1e-5)
+  # Any number of frames in one traced function (dilation wider than the input included),
+  # on both paths: TF's depthwise kernel, and the shifted products XLA compiles.
+  for jit in (False, True):
+    traced = tf.function(conv, input_signature=[tf.TensorSpec([None, None, 7], tf.float32)],
+                         jit_compile=jit)
+    np.testing.assert_allclose(traced(x).numpy(), expected, atol=1e-5)
 
 
 def test_depthwise_time_conv_gradients_match_numpy():
@@ -88,10 +91,15 @@ def test_depthwise_time_conv_gradients_match_numpy():
   conv = layers.DepthwiseTimeConv(kernel_size, dilation)
   conv.build(x.shape)
   xt = tf.constant(x)
-  with tf.GradientTape() as tape:
-    tape.watch(xt)
-    objective = tf.reduce_sum(conv(xt) * upstream)
-  dx, dkernel, dbias = tape.gradient(objective, [xt, conv.kernel, conv.bias])
+
+  def gradients(xt):
+    with tf.GradientTape() as tape:
+      tape.watch(xt)
+      objective = tf.reduce_sum(conv(xt) * upstream)
+    return tape.gradient(objective, [xt, conv.kernel, conv.bias])
+
+  dx, dkernel, dbias = gradients(xt)
+  xla = tf.function(gradients, jit_compile=True)(xt)
   # The map is linear in x, in the kernel and in the bias: each gradient is the
   # numpy convolution's response to a unit input, summed against `upstream`.
   kernel = conv.kernel.numpy()
@@ -107,6 +115,25 @@ def test_depthwise_time_conv_gradients_match_numpy():
   np.testing.assert_allclose(dx.numpy(), expected_dx, atol=1e-5)
   np.testing.assert_allclose(dkernel.numpy(), expected_dkernel, atol=1e-4)
   np.testing.assert_allclose(dbias.numpy(), upstream.sum(axis=(0, 1)), atol=1e-4)
+  for got, want in zip(xla, (expected_dx, expected_dkernel, upstream.sum(axis=(0, 1)))):
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-4)
+
+
+def test_xla_context_is_detected():
+  seen = {}
+
+  def probe(x):
+    seen['xla'] = layers.in_xla_context()
+    return x
+
+  assert not layers.in_xla_context()  # eager
+  tf.function(probe)(tf.constant(1.0))
+  assert seen['xla'] is False
+  tf.function(probe, jit_compile=True)(tf.constant(1.0))
+  assert seen['xla'] is True
+  # A plain function called inside an XLA-compiled one is compiled too.
+  tf.function(lambda x: tf.function(probe)(x), jit_compile=True)(tf.constant(1.0))
+  assert seen['xla'] is True
 
 
 @pytest.mark.parametrize('norm_type,axes', [('instance_norm', (1,)), ('global_layer_norm', (1,)),
