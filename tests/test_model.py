@@ -152,6 +152,44 @@ def test_scalar_norm_matches_numpy(norm_type, axes):
   np.testing.assert_allclose(norm(x).numpy(), expected, atol=2e-5)
 
 
+@pytest.mark.parametrize('norm_type', ['instance_norm', 'global_layer_norm_full', 'layer_norm'])
+def test_scalar_norm_gradients_match_numpy_finite_differences(norm_type):
+  axes = layers.NORM_AXES[norm_type]
+  x = noise(3, 40, seed=7).reshape(3, 8, 5) * np.arange(1, 6, dtype=np.float32) + 2.0
+  upstream = noise(3, 40, seed=8).reshape(3, 8, 5)
+  gamma, beta = 1.7, -0.3
+
+  def objective(x64, gamma, beta):  # float64 numpy reference
+    mean = x64.mean(axis=axes, keepdims=True)
+    var = x64.var(axis=axes, keepdims=True)
+    return np.sum((gamma * (x64 - mean) / np.sqrt(var + layers.NORM_EPSILON) + beta) * upstream)
+
+  x64 = x.astype(np.float64)
+  step = 1e-6
+  expected_dx = np.zeros_like(x64)
+  for index in np.ndindex(x.shape):
+    plus, minus = x64.copy(), x64.copy()
+    plus[index] += step
+    minus[index] -= step
+    expected_dx[index] = (objective(plus, gamma, beta) - objective(minus, gamma, beta)) / (2 * step)
+  expected_dgamma = (objective(x64, gamma + step, beta)
+                     - objective(x64, gamma - step, beta)) / (2 * step)
+  expected_dbeta = upstream.astype(np.float64).sum()
+
+  norm = layers.ScalarNorm(axes)
+  norm.build(x.shape)
+  norm.gamma.assign(gamma)
+  norm.beta.assign(beta)
+  xt = tf.constant(x)
+  with tf.GradientTape() as tape:
+    tape.watch(xt)
+    value = tf.reduce_sum(norm(xt) * upstream)
+  d_x, d_gamma, d_beta = tape.gradient(value, [xt, norm.gamma, norm.beta])
+  np.testing.assert_allclose(d_x.numpy(), expected_dx, atol=2e-4)
+  np.testing.assert_allclose(float(d_gamma), expected_dgamma, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(float(d_beta), expected_dbeta, rtol=1e-5)
+
+
 @pytest.mark.parametrize('alpha', [0.1, -0.4, 1.7])
 def test_prelu_values_and_gradients_match_numpy(alpha):
   x = noise(2, 15, seed=5).reshape(2, 3, 5)
