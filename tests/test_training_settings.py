@@ -2,6 +2,7 @@
 `training.*` names they replaced, and the resume check of a model dir whose config.gin the code
 before the groups wrote."""
 import dataclasses
+import inspect
 import os
 import pathlib
 
@@ -30,6 +31,9 @@ OLD_COMMAND = tiny_params(
     'training.checkpoint_every = 2', 'training.eval_every = 3', 'training.eval_steps = 20',
     'training.max_to_keep = 5', 'training.audio_summaries = True', 'training.jit_compile = False',
     'training.seed = 5')
+
+# The real `train` (the `train_calls` fixture replaces it).
+TRAIN = train_loop.train
 
 # Each old name with a value that is not its default, and the new binding of the same value.
 OLD_AND_NEW = [
@@ -192,9 +196,9 @@ def test_a_model_dir_of_the_old_code_resumes_under_old_or_new_names(tmp_path, tr
   assert _prepare(model_dir, list(TINY_GIN_FILES), new_command) is True
   # What the run computes may not change.
   with pytest.raises(ValueError) as refused:
-    _prepare(model_dir, list(TINY_GIN_FILES), new_command + ['training.jit_compile = True'])
+    _prepare(model_dir, list(TINY_GIN_FILES), new_command + ['training.seed = 6'])
   message = str(refused.value)
-  assert 'different gin config' in message and '+training.jit_compile = True' in message
+  assert 'different gin config' in message and '+training.seed = 6' in message
   assert 'checkpoints.every' not in message and 'checkpoint_every' not in message
 
   # Its config read by the new code gives the settings the old code ran with.
@@ -205,3 +209,40 @@ def test_a_model_dir_of_the_old_code_resumes_under_old_or_new_names(tmp_path, tr
   assert call['validation'] == settings_lib.ValidationSettings(every=3, steps=20)
   assert call['logs'] == settings_lib.LogSettings(every=1, summary_every=1, audio=True)
   assert (call['num_steps'], call['jit_compile'], call['seed']) == (3, False, 5)
+
+
+def test_xla_is_the_default_of_train_and_train_from_gin(train_calls):
+  for fn in (TRAIN, train_loop.train_from_gin):
+    assert inspect.signature(fn).parameters['jit_compile'].default is True, fn
+  gin_config.parse(list(TINY_GIN_FILES), tiny_params('/data/fuss_dev'))
+  train_loop.train_from_gin('run')
+  assert train_calls[-1]['jit_compile'] is True
+  assert 'training.jit_compile = True' in gin.operative_config_str()
+  gin_config.parse(list(TINY_GIN_FILES), tiny_params('/data/fuss_dev',
+                                                     'training.jit_compile = False'))
+  train_loop.train_from_gin('run')
+  assert train_calls[-1]['jit_compile'] is False
+
+
+def test_a_run_of_the_old_default_resumes_under_xla_and_xla_may_be_switched_on_resume(
+    tmp_path, train_calls):
+  """XLA was off by default: a run of that version recorded `training.jit_compile = False` or
+  no binding at all. Either resumes under the command without the binding (XLA on, the
+  default now), and any run resumes with XLA switched either way (`RESUMABLE_BINDINGS`)."""
+  assert 'training.jit_compile' in model_dir_lib.RESUMABLE_BINDINGS
+  without = [b for b in OLD_COMMAND if not b.startswith('training.jit_compile')]
+  (tmp_path / 'false').mkdir()
+  (tmp_path / 'unrecorded').mkdir()
+  recorded_false = _old_model_dir(tmp_path / 'false')
+  unrecorded = _old_model_dir(tmp_path / 'unrecorded')
+  config = pathlib.Path(unrecorded) / 'config.gin'
+  config.write_text(''.join(line for line in config.read_text().splitlines(keepends=True)
+                            if not line.startswith('training.jit_compile')))
+  for model_dir in (recorded_false, unrecorded):
+    for switch in ([], ['training.jit_compile = False'], ['training.jit_compile = True']):
+      assert _prepare(model_dir, list(TINY_GIN_FILES), without + switch) is True, (model_dir,
+                                                                                    switch)
+  # The old run's command without the binding now trains it with XLA.
+  gin_config.parse(list(TINY_GIN_FILES), without)
+  train_loop.train_from_gin(unrecorded)
+  assert train_calls[-1]['jit_compile'] is True

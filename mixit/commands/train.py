@@ -8,7 +8,8 @@ Gin files are looked up as given, in each --gin_search_path, then in the
 package's gin/ folder. Everything but the run's placement is configured by gin:
 `network.*` (the model), `trainer.*` (losses and their weights, MixIT method,
 clipping, NaN handling), `optimizer.*`, `precision.policy`, `training.*` (steps,
-checkpoint/eval/summary periods, jit_compile) and the data pipeline.
+checkpoint/eval/summary periods, jit_compile) and the data pipeline. The forward/backward
+pass of the train step is XLA-compiled unless `--gin_param 'training.jit_compile = False'`.
 Re-running the same command resumes from the last checkpoint; a --model_dir
 holding a run of another config is refused unless --overwrite.
 """

@@ -19,8 +19,10 @@ The data iterator is not checkpointed: its shuffle buffers hold hundreds of
 import dataclasses
 import math
 import os
+import re
 import shutil
 import tempfile
+import warnings
 from typing import Dict, Optional
 
 from absl import logging
@@ -111,7 +113,7 @@ def _barrier(strategy: tf.distribute.Strategy) -> None:
 def train_from_gin(model_dir: str,
                    strategy: Optional[tf.distribute.Strategy] = None,
                    num_steps: int = 1_000_000,
-                   jit_compile: bool = False,
+                   jit_compile: bool = True,
                    seed: Optional[int] = None,
                    overwrite: bool = False,
                    init_from: Optional[str] = None,
@@ -135,7 +137,7 @@ def train(model_dir: str,
           validation: Optional[settings_lib.ValidationSettings] = None,
           logs: Optional[settings_lib.LogSettings] = None,
           builders: Optional[settings_lib.Builders] = None,
-          jit_compile: bool = False,
+          jit_compile: bool = True,
           seed: Optional[int] = None,
           overwrite: bool = False,
           init_from: Optional[str] = None) -> Dict[str, float]:
@@ -148,7 +150,12 @@ def train(model_dir: str,
     checkpoints, validation, logs, builders: the settings groups (`settings.py`);
       None: the gin-configured `CheckpointSettings()` etc. (`checkpoints.*`, ...).
       `builders.eval_input_fn` may be None only when `validation.every` is 0.
-    jit_compile: XLA-compile the forward/backward pass of the train step.
+    jit_compile: XLA-compile the forward/backward pass of the train step (the default; the
+      collectives and the update stay outside XLA, so it works under every strategy). False
+      trains the plain graph. A network Keras says XLA cannot compile (a layer with
+      `supports_jit = False`, TF op determinism on, TF on an Apple-silicon GPU) trains
+      without XLA, with a warning; an op XLA has no kernel for stops the run at its first
+      step with a ValueError naming `training.jit_compile = False`.
     seed: seeds Python, numpy and TF (`keras.utils.set_random_seed`) before the
       network is built, so the initial weights are reproducible (None: unseeded).
     overwrite: replace a run of a different config in `model_dir`.
@@ -224,8 +231,14 @@ def _train_locked(model_dir, strategy, num_steps, checkpoints, validation, logs,
     logging.info('step %d >= num_steps %d: nothing to train', current, num_steps)
   config_written = current > 0 and gin_config.read_config(model_dir) is not None
   stop_requested = _stop_agreement(strategy, stop)
+  xla = state.trainer.jit_compile is True
   while current < num_steps:
-    step_logs = {k: float(v) for k, v in train_step(train_iterator).items()}
+    try:
+      step_logs = {k: float(v) for k, v in train_step(train_iterator).items()}
+    except tf.errors.OpError as error:
+      if xla and _is_xla_failure(error):
+        raise ValueError(_xla_failure_message(error)) from error
+      raise
     current = int(state.step.numpy())
     if chief and not config_written:
       model_dir_lib.write_run_config(model_dir)
@@ -286,7 +299,17 @@ def _build_state(strategy, builders: settings_lib.Builders, jit_compile: bool) -
     network = builders.network_fn()
     trainer = builders.trainer_fn(network)
     optimizer = builders.optimizer_fn()
-    trainer.compile(optimizer=optimizer, jit_compile=jit_compile)
+    with warnings.catch_warnings():
+      # Keras' own warning when it refuses XLA: the log line below says it with the remedy.
+      warnings.filterwarnings('ignore', message='Model doesn.t support `jit_compile=True`')
+      trainer.compile(optimizer=optimizer, jit_compile=jit_compile)
+    if jit_compile and trainer.jit_compile is not True:
+      logging.warning('training.jit_compile = True, but Keras cannot XLA-compile this network '
+                      'here (a layer with supports_jit = False, TF op determinism on, or TF on '
+                      'an Apple-silicon GPU): training without XLA. Set training.jit_compile '
+                      '= False to silence this')
+    logging.info('XLA-compiled forward/backward pass (training.jit_compile): %s',
+                 'on' if trainer.jit_compile is True else 'off')
     if not network.trainable_variables:
       network(tf.zeros([1, 4096]))
     optimizer.build(network.trainable_variables)
@@ -416,6 +439,34 @@ class _Validator:
     summaries.write_validation(self._writer, at_step, results, clips,
                                int(getattr(network, 'sample_rate', 16000)))
     return results
+
+
+# What TF's errors say when XLA failed: an op it has no kernel for (`... on XLA_CPU_JIT: PyFunc`,
+# `tf2xla conversion failed`), or compiling.
+_XLA_MARKERS = ('XLA_CPU_JIT', 'XLA_GPU_JIT', 'XLA_TPU_JIT', 'tf2xla', '_XlaMustCompile',
+                'XLA compilation', 'xla_compiler')
+
+
+def _is_xla_failure(error: tf.errors.OpError) -> bool:
+  """Whether a failed train step failed in XLA."""
+  text = error.message or str(error)
+  return any(marker in text for marker in _XLA_MARKERS)
+
+
+def _xla_failure_message(error: tf.errors.OpError) -> str:
+  """One line: XLA failed on the train step, TF's reason (without node and graph details),
+  and how to train without it."""
+  lines = [line.strip() for line in (error.message or str(error)).splitlines() if line.strip()]
+  reason = next((line for line in lines if any(m in line for m in _XLA_MARKERS)),
+                lines[0] if lines else '')
+  reason = re.sub(r'(\{\{[^}]*\}\})+$', '', reason)
+  reason = re.sub(r'\{\{node ([^}]*)\}\}', r'\1', reason)
+  reason = re.sub(r'\[[^\]]*_XlaMustCompile[^\]]*\]', '', reason).strip()
+  if len(reason) > 400:
+    reason = reason[:400] + ' ...'
+  return (f'the XLA-compiled train step failed (training.jit_compile = True, the default): '
+          f'{type(error).__name__}: {reason}. Train without XLA with --gin_param '
+          "'training.jit_compile = False'")
 
 
 def _handle_nonfinite(mode: str, current: int, logs: Dict[str, float], skipped: int,

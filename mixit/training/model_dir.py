@@ -116,9 +116,9 @@ def _wipe_run(model_dir: str) -> List[str]:
   return owned_files.remove_files(model_dir, listed, empty_folders=_LOG_DIRS)
 
 
-# Bindings that change how long and how visibly a run trains, not what it computes
-# (`training.num_steps`, `checkpoints.*`, `validation.*`, `logs.*` and the old
-# `training.*` names of those): a run may be resumed with other values (e.g. more steps).
+# Bindings that change how long, how visibly or how fast a run trains, not what it computes
+# (`training.num_steps`, `training.jit_compile`, `checkpoints.*`, `validation.*`, `logs.*` and
+# the old `training.*` names of those): a run may be resumed with other values (more steps).
 RESUMABLE_BINDINGS = settings_lib.RESUMABLE_BINDINGS
 _STRING = re.compile(r"""(?P<quote>['"])(?P<text>(?:\\.|(?!(?P=quote)).)*)(?P=quote)""")
 

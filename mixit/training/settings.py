@@ -133,10 +133,14 @@ OLD_NAMES = {
     'eval_input_fn': ('builders', 'eval_input_fn'),
 }
 
-# Bindings that change how long and how visibly a run trains, not what it computes: a run
-# may be resumed with other values (e.g. more steps). The old names of these fields too.
+# Bindings that change how long, how visibly or how fast a run trains, not what it computes:
+# a run may be resumed with other values (e.g. more steps). The old names of these fields too.
+# `training.jit_compile` only chooses whether XLA compiles the same forward/backward pass (the
+# losses agree to float rounding: tests/test_distributed.py), so a run may be resumed with XLA
+# turned off or on; a run of a version where False was the default resumes under XLA whether
+# or not its config.gin names the binding.
 RESUMABLE_BINDINGS = tuple(
-    ['training.num_steps']
+    ['training.num_steps', 'training.jit_compile']
     + [f'{group}.{field.name}' for group in ('checkpoints', 'validation', 'logs')
        for field in dataclasses.fields(GROUPS[group])]
     + [f'training.{old}' for old, (group, _) in OLD_NAMES.items() if group != 'builders'])
