@@ -202,6 +202,16 @@ def in_xla_context() -> bool:
   return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
+def _sum_over(x, axes):
+  """`reduce_sum(x, axes, keepdims=True)`; over the frames of `[batch, frame, channel]` as a
+  matmul with ones, which runs at memory speed where TF's reduction over a non-minor axis
+  is about 4x slower (2-core Xeon, 8000 x 512)."""
+  if tuple(axes) == (1,) and x.shape.rank == 3 and not in_xla_context():
+    ones = tf.ones(tf.stack([tf.shape(x)[0], 1, tf.shape(x)[1]]), x.dtype)
+    return tf.matmul(ones, x)
+  return tf.reduce_sum(x, axis=axes, keepdims=True)
+
+
 def _scalar_norm(x, gamma, beta, axes, epsilon):
   """`gamma (x - mean) / sqrt(var + eps) + beta` over `axes`, with a hand-written gradient.
 
@@ -213,16 +223,17 @@ def _scalar_norm(x, gamma, beta, axes, epsilon):
 
   @tf.custom_gradient
   def norm(x, gamma, beta):
-    mean = tf.reduce_mean(x, axis=axes, keepdims=True)
-    variance = tf.reduce_mean(tf.math.squared_difference(x, mean), axis=axes, keepdims=True)
+    sum_x = _sum_over(x, axes)
+    count = tf.cast(tf.size(x) // tf.size(sum_x), x.dtype)
+    mean = sum_x / count
+    variance = _sum_over(tf.math.squared_difference(x, mean), axes) / count
     inv = tf.math.rsqrt(variance + epsilon)
     gain = inv * gamma
     y = x * gain + (beta - mean * gain)
 
     def grad(upstream):
-      count = tf.cast(tf.size(x) // tf.size(mean), x.dtype)
-      sum_g = tf.reduce_sum(upstream, axis=axes, keepdims=True)
-      sum_gx = tf.reduce_sum(upstream * x, axis=axes, keepdims=True)
+      sum_g = _sum_over(upstream, axes)
+      sum_gx = _sum_over(upstream * x, axes)
       sum_g_xhat = (sum_gx - mean * sum_g) * inv
       b = -gain * inv * sum_g_xhat / count
       c = -gain * sum_g / count - b * mean
@@ -272,10 +283,11 @@ class DepthwiseTimeConv(keras.layers.Layer):
     bias = tf.cast(self.bias, x.dtype)
     if in_xla_context():
       return self._shifted_products(x, kernel) + bias
-    y = tf.nn.depthwise_conv2d(x[:, :, tf.newaxis, :], kernel[:, tf.newaxis, :, tf.newaxis],
+    # expand_dims/squeeze, not slicing: their gradients are reshapes, a slice's a copy.
+    y = tf.nn.depthwise_conv2d(tf.expand_dims(x, 2), kernel[:, tf.newaxis, :, tf.newaxis],
                                strides=[1, 1, 1, 1], padding='SAME',
                                dilations=[self.dilation, 1])
-    return tf.nn.bias_add(y[:, :, 0, :], bias)
+    return tf.nn.bias_add(tf.squeeze(y, 2), bias)
 
   def _shifted_products(self, x, kernel):
     pad_total = (self.kernel_size - 1) * self.dilation

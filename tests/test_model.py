@@ -181,13 +181,19 @@ def test_scalar_norm_gradients_match_numpy_finite_differences(norm_type):
   norm.gamma.assign(gamma)
   norm.beta.assign(beta)
   xt = tf.constant(x)
-  with tf.GradientTape() as tape:
-    tape.watch(xt)
-    value = tf.reduce_sum(norm(xt) * upstream)
-  d_x, d_gamma, d_beta = tape.gradient(value, [xt, norm.gamma, norm.beta])
-  np.testing.assert_allclose(d_x.numpy(), expected_dx, atol=2e-4)
-  np.testing.assert_allclose(float(d_gamma), expected_dgamma, rtol=1e-4, atol=1e-4)
-  np.testing.assert_allclose(float(d_beta), expected_dbeta, rtol=1e-5)
+
+  def gradients(xt):
+    with tf.GradientTape() as tape:
+      tape.watch(xt)
+      value = tf.reduce_sum(norm(xt) * upstream)
+    return tape.gradient(value, [xt, norm.gamma, norm.beta])
+
+  # Eager and traced (sums over frames as matmuls), and XLA (plain reductions).
+  for run in (gradients, tf.function(gradients), tf.function(gradients, jit_compile=True)):
+    d_x, d_gamma, d_beta = run(xt)
+    np.testing.assert_allclose(d_x.numpy(), expected_dx, atol=2e-4)
+    np.testing.assert_allclose(float(d_gamma), expected_dgamma, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(float(d_beta), expected_dbeta, rtol=1e-5)
 
 
 @pytest.mark.parametrize('alpha', [0.1, -0.4, 1.7])
