@@ -129,8 +129,10 @@ def _prelu(x, alpha):
   y = x + (alpha - 1) * negative
 
   def grad(upstream):
-    # At x = 0 the gradient is 0, as autodiff of the two-ReLU form (the official one) gives.
-    d_x = tf.where(x > 0, upstream, tf.where(x < 0, alpha * upstream, tf.zeros_like(upstream)))
+    # ReLU's gradient kernel on x and on -min(x, 0): at x = 0 the gradient is 0, as
+    # autodiff of the two-ReLU form (the official one) gives.
+    d_x = (tf.raw_ops.ReluGrad(gradients=upstream, features=x)
+           + alpha * tf.raw_ops.ReluGrad(gradients=upstream, features=-negative))
     d_alpha = tf.reduce_sum(upstream * negative)
     return d_x, tf.cast(d_alpha, alpha.dtype)
 
