@@ -62,7 +62,11 @@ def test_litert_equals_saved_model(tmp_path, front_end):
   with open(tmp_path / 'export' / litert.TFLITE_FILENAME, 'rb') as f:
     names = litert.operators(f.read())
   assert names and not [n for n in names if n.startswith(('Flex', 'CUSTOM'))]
-  assert 'TRANSPOSE_CONV' in names
+  # The overlap-add is no transposed convolution, and XNNPACK takes the whole graph in one
+  # piece (no operator left to LiteRT's own kernels).
+  assert 'TRANSPOSE_CONV' not in names
+  runner = litert.interpreter(str(tmp_path / 'export' / litert.TFLITE_FILENAME), 1)
+  assert litert.delegation(runner) == (1, [])
   assert litert.TFLITE_FILENAME in metadata['files']
   with open(tmp_path / 'export' / separator_lib.EXPORT_JSON) as f:
     assert litert.TFLITE_FILENAME in json.load(f)['files']
@@ -83,6 +87,35 @@ def test_dft_bases_equal_tf_signal():
   expected = front_end.decode(front_end.apply_mask(tf.constant(mask), tf.constant(reference)),
                               3000).numpy()
   np.testing.assert_allclose(decoded.numpy(), expected, atol=2e-5)
+
+
+@pytest.mark.parametrize('length,step', [(512, 128), (40, 20), (48, 20)])
+def test_frames_and_overlap_add_equal_tf_signal(length, step):
+  """The static framing and overlap-add (reshapes, or identity convolutions when the hop does
+  not divide the window) equal tf.signal's."""
+  rng = np.random.default_rng(2)
+  count = 9
+  waveform = rng.standard_normal([2, (count - 1) * step + length]).astype(np.float32)
+  np.testing.assert_array_equal(litert._frames(tf.constant(waveform), length, step).numpy(),
+                                tf.signal.frame(waveform, length, step).numpy())
+  frames = rng.standard_normal([3, count, length]).astype(np.float32)
+  np.testing.assert_allclose(litert._overlap_add(tf.constant(frames), step).numpy(),
+                             tf.signal.overlap_and_add(frames, step).numpy(), atol=1e-6)
+
+
+def test_delegate_friendly_prelu_computes_the_same():
+  """The converted PReLU (a leaky ReLU, whose slope may be above 1 or negative) equals the
+  layer's own, and is undone on exit."""
+  import keras
+  x = tf.constant(np.random.default_rng(4).standard_normal([2, 50, 6]).astype(np.float32))
+  slopes = [layers.PReLU(alpha_init=a) for a in (0.1, 1.7, -0.3)]
+  network = keras.Sequential([keras.Input((50, 6)), *slopes])
+  expected = [prelu(x).numpy() for prelu in slopes]
+  with litert.delegate_friendly_layers(network):
+    converted = [prelu(x).numpy() for prelu in slopes]
+  for got, want in zip(converted, expected):
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+  assert not any('call' in vars(prelu) for prelu in slopes)
 
 
 def test_bad_window_and_long_input(tmp_path):

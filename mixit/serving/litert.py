@@ -11,16 +11,23 @@ TensorFlow's RFFT/IRFFT convert to LiteRT only as Flex (TF select) ops, which
 the plain LiteRT runtime does not have. For the conversion the STFT front end
 is therefore expressed with fixed DFT bases (computed in float64, cast to
 float32): analysis is a strided 1-D convolution whose kernel is the windowed
-cosine/sine basis, synthesis a transposed convolution with the windowed
-inverse basis (which is the overlap-add). Both give the network's own
-`tf.signal.stft` / `inverse_stft` up to float rounding; `convert` checks that the
-flatbuffer uses builtin operators only.
+cosine/sine basis, synthesis a matrix product with the windowed inverse basis
+followed by the overlap-add (splits, pads and adds when the hop divides the window).
+Both give the network's own `tf.signal.stft` / `inverse_stft` up to float rounding;
+`convert` checks that the flatbuffer uses builtin operators only.
+
+Speed: the converted graph is meant to run whole in XNNPACK, the delegate LiteRT applies
+on CPU by default (`delegation` tells how it took a model): an operator the delegate does
+not take runs on LiteRT's own kernels and cuts the graph. Not every operator it takes is
+fast: the synthesis as one TRANSPOSE_CONV (512 taps, stride 128), as this module first
+wrote it, took about 75% of the paper-size model's time, 25x the matrix product and
+overlap-add that replace it (docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -62,14 +69,57 @@ def stft_bases(front_end: layers.StftFrontEnd):
   return (analysis[:, None, :].astype(np.float32), synthesis[:, None, :].astype(np.float32))
 
 
+def _frames(waveform, length: int, step: int):
+  """`[batch, time]` -> `[batch, frame, length]` frames every `step` samples (`time` must be
+  `(frame - 1) * step + length`). When `step` divides `length`, slices of the waveform seen as
+  rows of `step` samples, concatenated (copies only, which LiteRT's XNNPACK delegate takes);
+  otherwise a convolution with an identity kernel."""
+  batch, time = (int(d) for d in waveform.shape)
+  if (time - length) % step:
+    raise ValueError(f'{time} samples are not whole frames of {length} every {step}')
+  count = (time - length) // step + 1
+  if length % step == 0:
+    parts = length // step
+    rows = tf.reshape(waveform, [batch, count + parts - 1, step])
+    return tf.concat([rows[:, j:j + count] for j in range(parts)], axis=-1)
+  identity = tf.constant(np.eye(length, dtype=np.float32)[:, None, :])
+  return tf.nn.conv1d(waveform[:, :, tf.newaxis], identity, step, 'VALID')
+
+
+def _overlap_add(frames, step: int):
+  """`[n, frame, length]` -> `[n, (frame - 1) * step + length]`, the frames added every `step`
+  samples. When `step` divides `length`: each frame split in `length / step` pieces, each
+  piece padded by whole rows to its place and the pieces added (LiteRT's XNNPACK delegate
+  takes SPLIT, PAD and ADD; its TRANSPOSE_CONV with a long kernel and a large stride was 25x
+  slower than this at the paper size); otherwise a transposed convolution with an identity
+  kernel."""
+  n, count, length = (int(d) for d in frames.shape)
+  if length % step == 0:
+    parts = length // step
+    pieces = tf.split(tf.reshape(frames, [n, count, parts, step]), parts, axis=2)
+    total = None
+    for j, piece in enumerate(pieces):
+      piece = tf.pad(piece, [[0, 0], [j, parts - 1 - j], [0, 0], [0, 0]])
+      total = piece if total is None else total + piece
+    return tf.reshape(total, [n, (count + parts - 1) * step])
+  identity = tf.constant(np.eye(length, dtype=np.float32)[:, None, :])
+  waveform = tf.nn.conv1d_transpose(frames, identity, [n, (count - 1) * step + length, 1],
+                                    step, 'VALID')
+  return waveform[..., 0]
+
+
 class _DftStft:
-  """Replacement encode/magnitude/apply_mask/decode for a StftFrontEnd (static shapes)."""
+  """Replacement encode/magnitude/apply_mask/decode for a StftFrontEnd (static shapes).
+
+  Analysis: a strided convolution with the analysis basis. Synthesis: a matrix product
+  with the synthesis basis (the windowed inverse DFT of each frame) and the overlap-add.
+  """
 
   def __init__(self, front_end: layers.StftFrontEnd):
     self.front_end = front_end
     analysis, synthesis = stft_bases(front_end)
     self.analysis = tf.constant(analysis)
-    self.synthesis = tf.constant(synthesis)
+    self.synthesis = tf.constant(synthesis[:, 0, :].T)  # [2 * bins, window]
     self.bins = front_end.num_bins
 
   def encode(self, waveform):
@@ -98,21 +148,18 @@ class _DftStft:
     stacked = tf.concat([real, imag], axis=-1)  # [b, m, frame, 2 * bins]
     batch, sources, frames = (int(d) for d in stacked.shape[:3])
     stacked = tf.reshape(stacked, [batch * sources, frames, 2 * self.bins])
-    total = (frames - 1) * fe.frame_step + fe.frame_length
-    waveform = tf.nn.conv1d_transpose(stacked, self.synthesis, [batch * sources, total, 1],
-                                      fe.frame_step, 'VALID')
-    waveform = tf.reshape(waveform, [batch, sources, total])
+    waveform = _overlap_add(tf.tensordot(stacked, self.synthesis, 1), fe.frame_step)
+    waveform = tf.reshape(waveform, [batch, sources, -1])
     if fe.zero_pad_start:
       waveform = waveform[..., fe.frame_length - fe.frame_step:]
     return waveform[..., :length]
 
 
 class _MatmulLearned:
-  """Learned-basis front end with static framing (conv) and overlap-add (transposed conv)."""
+  """Learned-basis front end with static framing and overlap-add (`_frames`, `_overlap_add`)."""
 
   def __init__(self, front_end: layers.LearnedBasisFrontEnd):
     self.front_end = front_end
-    self.frame_kernel = tf.constant(np.eye(front_end.frame_length, dtype=np.float32)[:, None, :])
 
   def encode(self, waveform):
     fe = self.front_end
@@ -120,8 +167,7 @@ class _MatmulLearned:
     frames = max(1 - (-(length - fe.frame_length) // fe.frame_step), 1)
     padded = (frames - 1) * fe.frame_step + fe.frame_length
     waveform = tf.pad(waveform, [[0, 0], [0, max(padded - length, 0)]])[:, :padded]
-    framed = tf.nn.conv1d(waveform[:, :, tf.newaxis], self.frame_kernel, fe.frame_step, 'VALID')
-    return fe.encoder(framed)
+    return fe.encoder(_frames(waveform, fe.frame_length, fe.frame_step))
 
   def magnitude(self, coefficients):
     return coefficients
@@ -134,11 +180,8 @@ class _MatmulLearned:
     frames_out = fe.decoder(coefficients)  # [b, m, frame, window]
     batch, sources, frames = (int(d) for d in frames_out.shape[:3])
     flat = tf.reshape(frames_out, [batch * sources, frames, fe.frame_length])
-    total = (frames - 1) * fe.frame_step + fe.frame_length
-    waveform = tf.nn.conv1d_transpose(flat, self.frame_kernel, [batch * sources, total, 1],
-                                      fe.frame_step, 'VALID')
-    waveform = tf.reshape(waveform, [batch, sources, total])
-    # total >= length: the frames cover the whole input.
+    waveform = tf.reshape(_overlap_add(flat, fe.frame_step), [batch, sources, -1])
+    # The frames cover the whole input: total >= length.
     return waveform[..., :length]
 
 
@@ -160,6 +203,40 @@ def builtin_front_end(network) -> Iterator[None]:
   finally:
     for name in names:
       object.__delattr__(front_end, name)
+
+
+def _leaky_relu_call(layer: layers.PReLU):
+  """`layer.call` as one leaky ReLU whose slope is the layer's alpha now (a constant)."""
+  alpha = float(layer.alpha.numpy())
+
+  def call(x):
+    # TF's and LiteRT's kernels are `x if x > 0 else alpha x`, right for any alpha.
+    return tf.nn.leaky_relu(x, alpha)
+
+  return call
+
+
+@contextlib.contextmanager
+def delegate_friendly_layers(network) -> Iterator[None]:
+  """While active, `PReLU` layers convert to one LEAKY_RELU each (the same function).
+
+  The layer's `x + (alpha - 1) min(x, 0)` converts to MINIMUM, MUL and ADD: three passes
+  over the TDCN++ blocks' largest activations where LEAKY_RELU, with the slope read now as
+  a constant (the converter freezes it anyway), makes one. LiteRT's XNNPACK delegate takes
+  all four operators.
+  """
+  replaced = []
+  sublayers = network._flatten_layers(include_self=False)  # pylint: disable=protected-access
+  for layer in sublayers:
+    if isinstance(layer, layers.PReLU):
+      replaced.append((layer, _leaky_relu_call(layer)))
+  for layer, call in replaced:
+    object.__setattr__(layer, 'call', call)
+  try:
+    yield
+  finally:
+    for layer, _ in replaced:
+      object.__delattr__(layer, 'call')
 
 
 def window_samples(network, window_seconds: float) -> int:
@@ -189,7 +266,8 @@ def convert(network, window: int, quantize: str = 'none') -> bytes:
   Raises:
     RuntimeError: the converted model needs Flex or custom operators.
   """
-  with builtin_front_end(network):
+  check_quantize(quantize)
+  with builtin_front_end(network), delegate_friendly_layers(network):
 
     @tf.function(input_signature=[
         tf.TensorSpec([1, window], tf.float32, name=separator_lib.INPUT_KEY)])
@@ -200,7 +278,6 @@ def convert(network, window: int, quantize: str = 'none') -> bytes:
     concrete = serve.get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], network)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    check_quantize(quantize)
     if quantize != 'none':
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == 'float16':
@@ -265,6 +342,34 @@ def interpreter(path: str, num_threads: Optional[int] = None):
   runner = Interpreter(model_path=path, num_threads=num_threads)
   runner.allocate_tensors()
   return runner
+
+
+def delegation(runner) -> Tuple[int, List[str]]:
+  """How a delegate (XNNPACK, LiteRT's default on CPU) took an interpreter's graph: the
+  number of delegated pieces and the names of the operators left to LiteRT's own kernels.
+
+  Read from the interpreter's node list (a private method of both interpreters): a delegated
+  piece is one DELEGATE node; the operators left out are those that produce, directly or
+  through each other, an input of a piece or the model's output.
+  """
+  nodes = runner._get_ops_details()  # pylint: disable=protected-access
+  pieces = [node for node in nodes if node['op_name'] == 'DELEGATE']
+  producer = {int(t): node for node in nodes if node['op_name'] != 'DELEGATE'
+              for t in node['outputs']}
+  delegated = {int(t) for node in pieces for t in node['outputs']}
+  wanted = [int(t) for node in pieces for t in node['inputs'] if t >= 0]
+  wanted += [int(detail['index']) for detail in runner.get_output_details()]
+  if not pieces:
+    return 0, [node['op_name'] for node in nodes]
+  left = {}
+  while wanted:
+    tensor = wanted.pop()
+    node = producer.get(tensor)
+    if tensor in delegated or node is None or node['index'] in left:
+      continue
+    left[node['index']] = node['op_name']
+    wanted.extend(int(t) for t in node['inputs'] if t >= 0)
+  return len(pieces), [left[index] for index in sorted(left)]
 
 
 def run_window(runner, mixture: np.ndarray) -> np.ndarray:
