@@ -164,9 +164,11 @@ def test_quantized_litert_runs_and_stays_near_the_float_model(tmp_path, quantize
   name = litert.QUANTIZED_FILENAMES[quantize]
   assert quantized['file'] == name and quantized['quantization'] == quantize
   assert quantized['size_bytes'] == (out / name).stat().st_size
-  # Smaller than the float model: int8 weights about a quarter, float16 about a half.
+  # Smaller than the float model: float16 about a half; int8 weights a quarter, but the DFT
+  # bases (2.1 MB of this small model's 3.6), the first dense layer and the depthwise kernels
+  # stay float32.
   ratio = quantized['size_bytes'] / metadata['litert']['size_bytes']
-  assert ratio < (0.45 if quantize == 'dynamic_int8' else 0.65), ratio
+  assert ratio < (0.8 if quantize == 'dynamic_int8' else 0.65), ratio
   assert name in metadata['files'] and name in (out / 'README.md').read_text()
   # The same fixed window; its sources sum to the mixture and stay near the float model's.
   runner = litert.interpreter(str(out / name), 2)
@@ -182,11 +184,35 @@ def test_quantized_litert_runs_and_stays_near_the_float_model(tmp_path, quantize
   np.testing.assert_allclose(sources.sum(0), mixture, atol=2e-3)
   # Stated bounds on each source's SI-SNR against the float model's: float16 weights at
   # least 35 dB (46 to 70 dB measured on random weights); int8 weights with dynamically
-  # quantised activations at least 8 dB (13 to 28 dB measured on random weights, whose masks
-  # are far less smooth than a trained model's).
+  # quantised activations at least 15 dB (the worst source 20 to 29 dB over three seeds of
+  # random weights, whose masks are far less smooth than a trained model's; 17 dB for this
+  # seed when the bases and the first dense layer were int8 too).
   loud = np.sum(reference ** 2, -1) > 1e-3 * np.max(np.sum(reference ** 2, -1))
-  bound = {'float16': 35.0, 'dynamic_int8': 8.0}[quantize]
+  bound = {'float16': 35.0, 'dynamic_int8': 15.0}[quantize]
   assert np.min(_si_snr(sources[loud], reference[loud])) > bound
+  # XNNPACK takes the whole graph (int8 depthwise convolutions it would not).
+  assert litert.delegation(runner) == (1, [])
+  if quantize == 'dynamic_int8':
+    assert _int8_weights(out / name) == {'core/dense1', 'core/dense2', 'core/skip',
+                                         'mask_head/dense'}
+
+
+def _int8_weights(path):
+  """The layers (name scopes without numbers) whose weights are int8 in a LiteRT model."""
+  import re
+  from tensorflow.lite.python import schema_py_generated as schema
+  root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(path.read_bytes(), 0))
+  graph = root.subgraphs[0]
+  found = set()
+  for op in graph.operators:
+    for index in op.inputs:
+      tensor = graph.tensors[index] if index >= 0 else None
+      if tensor is not None and tensor.type == schema.TensorType.INT8:
+        # e.g. separation_network_1/core_1/block_3_1/dense1_1/Tensordot/MatMul -> core/dense1
+        layers = [re.sub(r'(_\d+)+(_to_\d+_\d+)?$', '', part)
+                  for part in tensor.name.decode().split('/')[1:-2]]
+        found.add('/'.join(part for part in layers if part != 'block'))
+  return found
 
 
 def test_quantize_needs_litert_and_a_known_kind(tmp_path):

@@ -154,7 +154,9 @@ def render(metadata: dict, bindings: List[str], summary: Optional[dict] = None) 
               'outputs back; run a long recording window by window.', '']
     quantized = litert.get('quantized')
     if quantized:
-      kind = {'dynamic_int8': 'int8 weights (dynamic-range quantisation)',
+      kind = {'dynamic_int8': 'int8 weights (dynamic-range quantisation; the front end, '
+                              'the first dense layer and the depthwise convolutions '
+                              'stay float32)',
               'float16': 'float16 weights'}[quantized['quantization']]
       lines += [f'`{quantized["file"]}` is the same model with {kind}: '
                 f'{quantized["size_bytes"] / 1e6:.1f} MB against {litert["size_bytes"] / 1e6:.1f} '
