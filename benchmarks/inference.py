@@ -3,17 +3,24 @@
     python benchmarks/inference.py [--num_sources 8,16] [--long_minutes 10] [--quick]
 
 For each M, a network is built from `--model_gin` (the paper size by default;
-untrained weights time the same as trained ones), checkpointed and exported with
+random weights: the initial ones plus seeded noise, so that no bias is zero, as in a
+trained model), checkpointed and exported with
 `mixit.serving.export`, with the `.tflite` of `mixit-export --litert` (a 10 s
 window) beside it. Then, each in a fresh process so peak memory is its own:
 
 - 10 s: one call of the SavedModel's `serving_default` on [1, 10 s], of the
   in-memory Keras network wrapped in a `tf.function` with the same
-  `[None, None]` signature (and eagerly), and of the `.tflite` in the LiteRT
-  interpreter (`ai-edge-litert`) on 1 and on 2 threads; all in one process, calls
-  interleaved, best and median of `--repeats` after a warm-up. The LiteRT rows
-  give the `.tflite` file size and its largest difference from the SavedModel's
-  output (relative to the SavedModel's peak); `--skip_litert` leaves them out.
+  `[None, None]` signature (and eagerly), in one process, calls interleaved, best
+  and median of `--repeats` after a warm-up (TF's default threads, or `--threads`).
+- LiteRT, like for like: for 1 and then 2 threads, a process whose TF runs on that
+  many threads (intra- and inter-op) times the SavedModel against the `.tflite`
+  (float32, and its `dynamic_int8` and `float16` variants) in an interpreter
+  (`ai-edge-litert`) of that many threads, calls interleaved. The rows give each
+  file's size, the median call, the median of the paired LiteRT / SavedModel
+  ratios, how many pieces XNNPACK took the graph in (and which operators it left
+  out), and the difference from the reference: the float model's largest difference
+  from the SavedModel (relative to its peak), a quantised model's worst-source
+  SI-SNR against the float `.tflite`. `--skip_litert` leaves them out.
 - long files: `mixit.serving.separate.separate_file` on 1 min and `--long_minutes` min
   WAVs (windows of `--max_chunk_seconds`, overlap `--overlap`), streaming from
   and to disk; wall time, the share spent in the model, and the process's peak
@@ -63,6 +70,7 @@ def _configure_threads(threads: int) -> None:
 
 
 def _worker_export(args) -> dict:
+  import numpy as np
   import mixit  # noqa: F401  (sets KERAS_BACKEND)
   import tensorflow as tf
   from mixit.serving import export
@@ -71,29 +79,42 @@ def _worker_export(args) -> dict:
   gin_config.parse([args.model_gin], [f'NUM_SOURCES = {args.m}'])
   network = model_lib.build_network()
   network(tf.zeros([1, SAMPLE_RATE]))
+  # Seeded noise on every weight: like a trained model's, no bias is zero and no gain one.
+  # The LiteRT converter folds those away in the initial weights, and its graph then differs.
+  rng = np.random.default_rng(3)
+  for variable in network.trainable_variables:
+    variable.assign(variable.numpy() + 0.05 * rng.standard_normal(variable.shape))
   tf.train.CheckpointManager(tf.train.Checkpoint(network=network), args.model_dir, 1).save()
   gin_config.write_config(args.model_dir)
   started = time.perf_counter()
   metadata = export.export_saved_model(args.model_dir, args.export_dir, overwrite=True,
                                        litert=not args.skip_litert,
-                                       litert_window_seconds=LITERT_WINDOW_SECONDS)
+                                       litert_window_seconds=LITERT_WINDOW_SECONDS,
+                                       litert_quantize='none' if args.skip_litert else
+                                       'dynamic_int8')
+  seconds = time.perf_counter() - started
   saved_model_bytes = sum(
       os.path.getsize(os.path.join(args.export_dir, name)) for name in metadata['files']
       if name == 'saved_model.pb' or name.startswith('variables/'))
-  return {'export_seconds': time.perf_counter() - started,
+  if not args.skip_litert:
+    # The float16 variant beside it (an export writes one quantised variant).
+    from mixit.serving import litert
+    window = litert.window_samples(network, LITERT_WINDOW_SECONDS)
+    float16 = litert.convert(network, window, 'float16')
+    with open(os.path.join(args.export_dir, litert.QUANTIZED_FILENAMES['float16']), 'wb') as f:
+      f.write(float16)
+  return {'export_seconds': seconds,
           'num_parameters': metadata['num_parameters'],
-          'saved_model_bytes': saved_model_bytes,
-          'litert_bytes': metadata['litert']['size_bytes'] if 'litert' in metadata else None}
+          'saved_model_bytes': saved_model_bytes}
 
 
 def _worker_short(args) -> dict:
-  """SavedModel, Keras and LiteRT timed in one process, calls interleaved, so that
-  load from other processes on the machine affects all alike."""
+  """SavedModel and Keras timed in one process, calls interleaved, so that load from
+  other processes on the machine affects all alike."""
   import numpy as np
   import mixit  # noqa: F401
   import tensorflow as tf
   from mixit.serving import export
-  from mixit.serving import litert
   from mixit.serving import separator as separator_lib
   _configure_threads(args.threads)
   mixture = tf.constant(
@@ -108,42 +129,91 @@ def _worker_short(args) -> dict:
       'keras_function': lambda: function(mixture).numpy(),
       'keras_eager': lambda: network(mixture, training=False)['separated_waveforms'].numpy(),
   }
-  tflite = os.path.join(args.export_dir, litert.TFLITE_FILENAME)
-  if not args.skip_litert:
-    samples = mixture.numpy()[0]
-    for threads in LITERT_THREADS:
-      runner = litert.interpreter(tflite, num_threads=threads)
-      calls[f'litert_{threads}'] = (
-          lambda runner=runner: litert.run_window(runner, samples)[np.newaxis])
-  times = {name: [] for name in calls}
-  cpu_times = {name: [] for name in calls}
-  for call in calls.values():
-    call()  # trace / warm up
-  names = list(calls)
-  for repeat in range(args.repeats):
-    # Rotating the order keeps any first- or last-in-a-round effect off one path.
-    for name in names[repeat % len(names):] + names[:repeat % len(names)]:
-      call = calls[name]
-      started, cpu_started = time.perf_counter(), time.process_time()
-      call()
-      times[name].append(time.perf_counter() - started)
-      cpu_times[name].append(time.process_time() - cpu_started)
+  times, cpu_times = _interleaved(calls, args.repeats)
   reference = calls['saved_model']()
   difference = np.max(np.abs(reference - calls['keras_function']()))
   result = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
-  for name in [n for n in names if n.startswith('litert_')]:
-    result[f'{name}_min'] = min(times[name])
-    result[f'{name}_cpu'] = float(np.median(cpu_times[name]))
-    result[f'{name}_ratio_median'] = float(np.median(np.array(times[name]) /
-                                                     np.array(times['saved_model'])))
-    result[f'{name}_relative_difference'] = float(
-        np.max(np.abs(calls[name]() - reference)) / np.max(np.abs(reference)))
   result['saved_model_min'] = min(times['saved_model'])
   result['keras_function_min'] = min(times['keras_function'])
   result['ratio_median'] = float(np.median(np.array(times['saved_model']) /
                                            np.array(times['keras_function'])))
   result['max_abs_difference'] = float(difference)
   result['saved_model_cpu'] = float(np.median(cpu_times['saved_model']))
+  return result
+
+
+def _interleaved(calls, repeats):
+  """Times of `repeats` rounds of the calls (after one warm-up call each), the order rotated
+  every round, so that neither load from other processes nor a first- or last-in-a-round
+  effect falls on one path. Returns wall and process CPU seconds per call."""
+  times = {name: [] for name in calls}
+  cpu_times = {name: [] for name in calls}
+  for call in calls.values():
+    call()  # trace / warm up
+  names = list(calls)
+  for repeat in range(repeats):
+    for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+      started, cpu_started = time.perf_counter(), time.process_time()
+      calls[name]()
+      times[name].append(time.perf_counter() - started)
+      cpu_times[name].append(time.process_time() - cpu_started)
+  return times, cpu_times
+
+
+def _si_snr(estimate, reference):
+  """SI-SNR in dB (float64), one value per row."""
+  import numpy as np
+  estimate = np.asarray(estimate, np.float64)
+  reference = np.asarray(reference, np.float64)
+  scale = np.sum(estimate * reference, -1, keepdims=True) / np.sum(reference ** 2, -1,
+                                                                   keepdims=True)
+  target = scale * reference
+  return 10 * np.log10(np.sum(target ** 2, -1) / np.sum((estimate - target) ** 2, -1))
+
+
+def _worker_litert(args) -> dict:
+  """The SavedModel and the `.tflite` files at one thread count: TF's intra- and inter-op
+  threads and the interpreters' threads all `args.litert_threads`; calls interleaved."""
+  import numpy as np
+  import mixit  # noqa: F401
+  import tensorflow as tf
+  from mixit.serving import litert
+  from mixit.serving import separator as separator_lib
+  threads = args.litert_threads
+  _configure_threads(threads)
+  mixture = (0.1 * np.random.default_rng(0).standard_normal([1, 10 * SAMPLE_RATE])).astype(
+      np.float32)
+  tensor = tf.constant(mixture)
+  _, signature, _, _ = separator_lib.load_saved_model(args.export_dir)
+  calls = {'saved_model': lambda: signature(**{separator_lib.INPUT_KEY: tensor})[
+      separator_lib.OUTPUT_KEY].numpy()[0]}
+  files = {'float32': litert.TFLITE_FILENAME, **litert.QUANTIZED_FILENAMES}
+  result = {'threads': threads, 'litert': {}}
+  for kind, name in files.items():
+    path = os.path.join(args.export_dir, name)
+    if not os.path.exists(path):
+      continue
+    runner = litert.interpreter(path, num_threads=threads)
+    pieces, left = litert.delegation(runner)
+    result['litert'][kind] = {'file': name, 'bytes': os.path.getsize(path),
+                              'delegated_pieces': pieces, 'undelegated': sorted(set(left))}
+    calls[kind] = lambda runner=runner: litert.run_window(runner, mixture[0])
+  times, _ = _interleaved(calls, args.repeats)
+  reference = calls['saved_model']()
+  result['saved_model'] = float(np.median(times['saved_model']))
+  float_output = calls['float32']()
+  for kind, entry in result['litert'].items():
+    entry['median'] = float(np.median(times[kind]))
+    entry['ratio_median'] = float(np.median(np.array(times[kind]) /
+                                            np.array(times['saved_model'])))
+    output = calls[kind]()
+    if kind == 'float32':
+      entry['relative_difference'] = float(np.max(np.abs(output - reference)) /
+                                           np.max(np.abs(reference)))
+    else:
+      energy = np.sum(float_output ** 2, -1)
+      loud = energy > 1e-3 * np.max(energy)
+      entry['worst_si_snr'] = float(np.min(_si_snr(output[loud], float_output[loud])))
   return result
 
 
@@ -228,6 +298,33 @@ def _worker_profile(args) -> dict:
           'ops': [(k, v / total) for k, v in by_type.most_common(8)]}
 
 
+def _print_litert_table(rows, repeats) -> None:
+  """The LiteRT rows: each thread count's SavedModel and `.tflite` files."""
+  print('\nLiteRT against the SavedModel, like for like: one 10 s call, the SavedModel with '
+        'TF on N threads (intra- and inter-op) and the interpreter on N threads, in one '
+        f'process per N, calls interleaved, median of {repeats}.\n')
+  print('| M | threads | path | model file (MB) | median (s) | RTF | vs SavedModel | '
+        'XNNPACK | difference |')
+  # vs SavedModel: the median of the paired (same round) time ratios. XNNPACK: the
+  # pieces the delegate ran (1: the whole graph) and any operators it left out.
+  # difference: float32, max |LiteRT - SavedModel| / max |SavedModel|; quantised, the
+  # worst source's SI-SNR against the float32 .tflite's output.
+  print('|---|---|---|---|---|---|---|---|---|')
+  for row in rows:
+    threads = row['threads']
+    print(f'| {row["M"]} | {threads} | SavedModel | {row["saved_model_bytes"] / 2**20:.1f} | '
+          f'{row["saved_model"]:.3f} | {row["saved_model"] / 10:.4f} | - | | |')
+    for kind, entry in row['litert'].items():
+      xnnpack = f'{entry["delegated_pieces"]} piece{"s" if entry["delegated_pieces"] != 1 else ""}'
+      if entry['undelegated']:
+        xnnpack += ', left out: ' + ' '.join(entry['undelegated'])
+      difference = (f'{entry["relative_difference"]:.1e}' if kind == 'float32' else
+                    f'{entry["worst_si_snr"]:.1f} dB')
+      print(f'| {row["M"]} | {threads} | LiteRT {kind} ({entry["file"]}) | '
+            f'{entry["bytes"] / 2**20:.1f} | {entry["median"]:.3f} | {entry["median"] / 10:.4f} | '
+            f'{entry["ratio_median"]:.2f}x | {xnnpack} | {difference} |')
+
+
 def _write_test_file(path: str, minutes: float) -> None:
   import numpy as np
   import soundfile
@@ -267,8 +364,10 @@ _QUICK = flags.DEFINE_boolean('quick', False, 'Smoke run: M = 8 only, 3 repeats,
 _PROFILE = flags.DEFINE_boolean('profile', False,
                                 'Also print which parts and ops of the network take the time.')
 # Worker mode (internal).
-_WORKER = flags.DEFINE_enum('worker', None, ['export', 'short', 'file', 'profile'],
+_WORKER = flags.DEFINE_enum('worker', None, ['export', 'short', 'litert', 'file', 'profile'],
                             'Internal: run one measurement in this process.')
+_LITERT_THREADS = flags.DEFINE_integer('litert_threads', 1,
+                                       "Internal: the LiteRT worker's TF and interpreter threads.")
 _KIND = flags.DEFINE_string('kind', 'saved_model', 'Internal: what a worker times.')
 _M = flags.DEFINE_integer('m', None, 'Internal: M of a worker.')
 _MODEL_DIR = flags.DEFINE_string('model_dir', None, "Internal: a worker's model dir.")
@@ -281,18 +380,19 @@ def main(argv) -> None:
   args = types.SimpleNamespace(**{name: flags.FLAGS[name].value for name in (
       'num_sources', 'model_gin', 'long_minutes', 'repeats', 'threads', 'max_chunk_seconds',
       'overlap', 'skip_long', 'skip_litert', 'quick', 'profile', 'worker', 'kind', 'm',
-      'model_dir', 'export_dir', 'input')})
+      'model_dir', 'export_dir', 'input', 'litert_threads')})
   if args.quick:
     args.num_sources, args.repeats, args.skip_long = '8', 3, True
 
   if args.worker:
     os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
-    worker = {'export': _worker_export, 'short': _worker_short, 'file': _worker_file,
-              'profile': _worker_profile}
+    worker = {'export': _worker_export, 'short': _worker_short, 'litert': _worker_litert,
+              'file': _worker_file, 'profile': _worker_profile}
     print(json.dumps(worker[args.worker](args)))
     return
 
   rows = []
+  litert_rows = []
   profiles = {}
   with tempfile.TemporaryDirectory() as scratch:
     files = {}
@@ -323,21 +423,10 @@ def main(argv) -> None:
                     f'{timings["max_abs_difference"]:.1e}'),
       })
       for threads in ([] if args.skip_litert else LITERT_THREADS):
-        name = f'litert_{threads}'
-        rows.append({
-            'M': m, 'audio': '10 s',
-            'path': f'LiteRT .tflite, {threads} thread{"s" if threads > 1 else ""}, one call',
-            'seconds': timings[f'{name}_min'], 'rtf': timings[f'{name}_min'] / 10,
-            'cpu_rtf': timings[f'{name}_cpu'] / 10,
-            'vs_keras': timings[f'{name}_min'] / timings['keras_function_min'],
-            'model_share': 1.0, 'peak_rss_mb': None, 'baseline_rss_mb': None,
-            'file_mb': info['litert_bytes'] / 2**20,
-            'extra': (f'best of {args.repeats}; median {timings[name]:.3f} s; '
-                      f'{timings[f"{name}_min"] / timings["saved_model_min"]:.2f}x the '
-                      f'SavedModel (best; median pair ratio '
-                      f'{timings[f"{name}_ratio_median"]:.2f}x); max |LiteRT - SavedModel| / '
-                      f'max |SavedModel| {timings[f"{name}_relative_difference"]:.1e}'),
-        })
+        result = _spawn(args, worker='litert', export_dir=export_dir, litert_threads=threads)
+        print(f'  LiteRT, {threads} threads: {result}', file=sys.stderr)
+        litert_rows.append({'M': m, **result,
+                            'saved_model_bytes': info['saved_model_bytes']})
       if args.profile:
         profiles[m] = _spawn(args, worker='profile', export_dir=export_dir)
         print(f'  profile: {profiles[m]}', file=sys.stderr)
@@ -373,6 +462,9 @@ def main(argv) -> None:
           f'{r["cpu_rtf"]:.4f} | '
           f'{vs} | {100 * r["model_share"]:.0f}% | {base} | {peak} | '
           f'{r["extra"]} |')
+
+  if litert_rows:
+    _print_litert_table(litert_rows, args.repeats)
 
   for m, profile in profiles.items():
     print(f'\nM={m}, one 10 s call, share of summed op time ({profile["total_ms"]:.0f} ms):')
