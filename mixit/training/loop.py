@@ -85,12 +85,14 @@ def _backend_name() -> str:
 
 def _stop_agreement(strategy: tf.distribute.Strategy, stop: stop_signal.StopSignal):
   """A function telling whether to stop now: this process's signal flag, agreed on by every
-  worker (an all-reduce, max) when there are several, so that all save at the same step."""
+  worker (an all-reduce: any flag set) when there are several, so that all save at the same
+  step."""
   if strategy.extended._in_multi_worker_mode():  # noqa: SLF001  (no public equivalent)
     @tf.function
     def agree(flag):
       value = strategy.run(lambda: tf.identity(flag))
-      return strategy.reduce(tf.distribute.ReduceOp.MAX, value, axis=None)
+      # A sum of the 0/1 flags (tf.distribute.ReduceOp has only SUM and MEAN).
+      return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
 
     return lambda: bool(agree(tf.constant(1.0 if stop.received else 0.0)) > 0)
   return lambda: stop.received is not None
