@@ -1,6 +1,7 @@
 """tf.distribute tests, each in subprocesses (logical CPU devices and TF_CONFIG must be
 set before TensorFlow initialises): MirroredStrategy over two logical CPUs, the
-1-vs-2-replica loss scaling, and two MultiWorkerMirrored workers on 127.0.0.1."""
+1-vs-2-replica loss scaling, the XLA-compiled step (the default) against the plain one, and two
+MultiWorkerMirrored workers on 127.0.0.1 (which train with XLA, the default)."""
 import json
 import os
 import socket
@@ -130,6 +131,68 @@ def test_two_replicas_scale_the_loss_clip_after_reduce_and_sum_validation(tmp_pa
   assert 'SCALING OK' in output
 
 
+# XLA, the default of training (`training.jit_compile`), against the plain graph: the loop's own
+# distributed step (`_build_state`, `_step_functions`) from the same initial weights on the
+# same three global batches of the real pipeline, with the default strategy and with two
+# mirrored replicas. SGD, so the updates follow the gradients, and sparsity and covariance
+# terms on, so every loss term is compared; steps 2 and 3 run on the updated weights.
+JIT_EQUIVALENCE = '''
+    parse_tiny('batch_size = 4', "optimizer.name = 'sgd'", 'learning_rate = 0.01',
+               'trainer.lambda_sparse = 0.5', 'trainer.lambda_cov = 0.5')
+    stream = iter(inputs.train_input_fn(tf.distribute.InputContext()))
+    batches = [next(stream) for _ in range(3)]
+    examples = {k: tf.concat([b[k] for b in batches], axis=0) for k in batches[0]}
+    keras.utils.set_random_seed(0)
+    initial = [v.numpy() for v in model_lib.build_network().trainable_variables]
+
+    def network_fn():
+      network = model_lib.build_network()
+      for v, w in zip(network.trainable_variables, initial):
+        v.assign(w)
+      return network
+
+    builders = settings.Builders(network_fn=network_fn).resolved(validates=False)
+
+    def three_steps(strategy, jit):
+      state = train_loop._build_state(strategy, builders, jit)
+      assert state.trainer.jit_compile is jit
+      train_step, _ = train_loop._step_functions(strategy, state)
+      dataset = tf.data.Dataset.from_tensor_slices(examples).batch(4)
+      iterator = iter(strategy.experimental_distribute_dataset(dataset))
+      logs = [{k: float(v) for k, v in train_step(iterator).items()} for _ in range(3)]
+      assert (state.trainer._xla_forward_backward is not None) == jit
+      return logs, [v.numpy() for v in state.network.trainable_variables]
+
+    mirrored = strategy_lib.get_strategy('mirrored')
+    assert mirrored.num_replicas_in_sync == 2, mirrored.extended.worker_devices
+    runs = {}
+    for name, strategy in (('default', tf.distribute.get_strategy()), ('mirrored', mirrored)):
+      for jit in (False, True):
+        runs[name, jit] = three_steps(strategy, jit)
+        print('LOSSES', name, jit, [round(step['loss'], 5) for step in runs[name, jit][0]])
+    plain = runs['default', False]
+    # The steps train: the loss moves and the weights change.
+    assert abs(plain[0][2]['loss'] - plain[0][0]['loss']) > 1e-3, plain[0]
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(plain[1], initial)) > 1e-4
+    for (name, jit), (logs, weights) in runs.items():
+      reference_logs, reference_weights = runs[name, False] if jit else plain
+      for step, (got, want) in enumerate(zip(logs, reference_logs), 1):
+        assert got['finite'] == 1.0, (name, jit, step)
+        for term in ('loss', 'mixit', 'sparsity', 'covariance', 'grad_norm'):
+          np.testing.assert_allclose(got[term], want[term], rtol=1e-4, atol=1e-4,
+                                     err_msg=f'{name} jit={jit} step {step} {term}')
+      for a, b in zip(weights, reference_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5, err_msg=f'{name} jit={jit}')
+    print('JIT EQUIVALENCE OK')
+'''
+
+
+def test_xla_and_plain_steps_agree_under_the_default_and_a_mirrored_strategy(fuss_root,
+                                                                             tmp_path):
+  output = run_script(JIT_EQUIVALENCE, tmp_path, {'SPLIT_CPU': '2', 'FUSS_ROOT': fuss_root})
+  assert 'JIT EQUIVALENCE OK' in output
+
+
 MIRRORED_TRAINING = '''
     # A global batch that does not split evenly over the replicas is refused.
     mirrored = strategy_lib.get_strategy('mirrored')
@@ -159,6 +222,8 @@ def test_mirrored_two_cpus_refuses_uneven_batches_and_trains(fuss_root, tmp_path
   assert 'UNEVEN REFUSED' in output
   assert 'MIRRORED TRAINED' in output
   assert 'MirroredStrategy with 2 replica(s)' in output
+  # XLA, the default, on both replicas, and validation beside it.
+  assert 'XLA-compiled forward/backward pass (training.jit_compile): on' in output
   assert os.path.exists(tmp_path / 'model' / 'ckpt-3.index')
 
 
@@ -222,6 +287,9 @@ def test_two_multi_worker_processes_train_together_and_agree(fuss_root, tmp_path
     assert process.returncode == 0, output[-6000:]
     assert 'WORKER DONE 3.0' in output
   assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outputs[0]
+  # XLA, the default, on every worker (the all-reduces stay outside the compiled part).
+  for output in outputs:
+    assert 'XLA-compiled forward/backward pass (training.jit_compile): on' in output
   # Each worker read its own shard of the data, so agreeing weights need the all-reduce.
   pipelines = [json.loads(o.split('PIPELINES ')[1].splitlines()[0]) for o in outputs]
   assert pipelines == [[[0, 2]], [[1, 2]]]
