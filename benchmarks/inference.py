@@ -76,6 +76,8 @@ def _worker_export(args) -> dict:
   from mixit.serving import export
   from mixit import gin_config
   from mixit import model as model_lib
+  import keras
+  keras.utils.set_random_seed(0)  # the same weights (and quantisation errors) every run
   gin_config.parse([args.model_gin], [f'NUM_SOURCES = {args.m}'])
   network = model_lib.build_network()
   network(tf.zeros([1, SAMPLE_RATE]))
