@@ -31,7 +31,10 @@ from test_train_cli import CLI_SETTINGS, GIN_FILES, ROOT, cli_args, run_cli
 # The bindings `cli_args` adds after DATA_ROOT.
 TINY = list(TINY_NETWORK) + list(CLI_SETTINGS)
 
-RUN = ['training.checkpoint_every = 2', 'training.eval_every = 0', 'training.max_to_keep = 5']
+# Without XLA (the default): these runs test the model dir, not the step, and most of them
+# resume, which would compile the step again in every run.
+RUN = ['training.checkpoint_every = 2', 'training.eval_every = 0', 'training.max_to_keep = 5',
+       'training.jit_compile = False']
 
 
 @pytest.fixture(scope='module')
@@ -520,7 +523,7 @@ def test_a_training_run_names_the_skipped_wild_files_at_its_end(tmp_path, caplog
                        'NUM_MIXTURES = 2',
                        'train_data.source = @wild_mixtures()',
                        f"wild_mixtures.path = '{folder}'", 'wild_mixtures.skip_bad = True',
-                       f'SAMPLE_RATE = {SAMPLE_RATE}')
+                       f'SAMPLE_RATE = {SAMPLE_RATE}', 'training.jit_compile = False')
   try:
     gin_config.parse(list(TINY_GIN_FILES), params)
     with caplog.at_level(logging.WARNING):
