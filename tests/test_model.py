@@ -54,7 +54,7 @@ def copy_weights(source, target):
 # Layers against independent references.
 
 def numpy_depthwise_time_conv(x, kernel, bias, dilation):
-  """`y[t] = b + sum_i w[i] x[t + i d - p]`, TF's 'SAME' padding p = floor((k - 1) d / 2), float64."""
+  """`y[t] = b + sum_i w[i] x[t + i d - p]`, float64; TF's 'SAME' padding p = (k - 1) d // 2."""
   k = kernel.shape[0]
   before = (k - 1) * dilation // 2
   x64 = x.astype(np.float64)
