@@ -44,6 +44,8 @@ _STEPS = flags.DEFINE_integer('steps', 3, 'Timed steps per process (after a warm
 _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Mixture length (s); 2 MoMs per step.')
 _BASELINE_REF = flags.DEFINE_string('baseline_ref', None, 'Git commit of this package to time '
                                     'beside the working tree (from a temporary worktree).')
+_BASELINE_ROWS = flags.DEFINE_list('baseline_rows', ['stft', 'stft_xla'],
+                                   'Rows also run at --baseline_ref.')
 _ROWS = flags.DEFINE_list('rows', ['learned', 'learned_xla', 'stft', 'stft_xla'],
                           "This package's rows: learned, learned_xla, stft, stft_xla.")
 
@@ -106,7 +108,7 @@ def _configurations(baseline_repo):
       raise app.UsageError(f'--rows: unknown row {key!r}; expected some of {sorted(_OURS)}')
     label, args = _OURS[key]
     configs.append((label, _our_command(args), _our_env(_REPO), _OURS_RESULT))
-    if baseline_repo:
+    if baseline_repo and key in _BASELINE_ROWS.value:
       configs.append((f'{label} @ {_BASELINE_REF.value}', _our_command(args),
                       _our_env(baseline_repo), _OURS_RESULT))
   return configs

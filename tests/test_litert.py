@@ -190,6 +190,13 @@ def test_quantized_litert_runs_and_stays_near_the_float_model(tmp_path, quantize
   loud = np.sum(reference ** 2, -1) > 1e-3 * np.max(np.sum(reference ** 2, -1))
   bound = {'float16': 35.0, 'dynamic_int8': 15.0}[quantize]
   assert np.min(_si_snr(sources[loud], reference[loud])) > bound
+  # The export's own check (seeded noise) is recorded and printed in the model card.
+  check = quantized['check']
+  assert check['si_snr_vs_float_db']['worst'] > bound
+  assert check['si_snr_vs_float_db']['median'] >= check['si_snr_vs_float_db']['worst']
+  assert all(value > 0 for value in check['median_seconds'].values())
+  card = (out / 'README.md').read_text()
+  assert f"{check['si_snr_vs_float_db']['worst']:.1f} dB for the worst source" in card
   # XNNPACK takes the whole graph (int8 depthwise convolutions it would not).
   assert litert.delegation(runner) == (1, [])
   if quantize == 'dynamic_int8':

@@ -162,6 +162,14 @@ def render(metadata: dict, bindings: List[str], summary: Optional[dict] = None) 
                 f'{quantized["size_bytes"] / 1e6:.1f} MB against {litert["size_bytes"] / 1e6:.1f} '
                 'MB for the float `.tflite`, used the same way. Check its separation on your '
                 'own audio against the float model before you deploy it.', '']
+      check = quantized.get('check')
+      if check:
+        snr, seconds = check['si_snr_vs_float_db'], check['median_seconds']
+        lines += [f'At export, on {check["input"]} with {check["threads"]} interpreter threads: '
+                  f'{seconds["quantized"]:.3f} s per window against {seconds["float32"]:.3f} s '
+                  f'for the float `.tflite`; its outputs against the float model\'s, SI-SNR '
+                  f'{snr["worst"]:.1f} dB for the worst source, {snr["median"]:.1f} dB median.',
+                  '']
   lines.append(_MARK)
   return '\n'.join(lines) + '\n'
 
