@@ -624,3 +624,11 @@ def test_cli_end_to_end(exported, tmp_path):
                           text=True, timeout=300, cwd=REPO)
   assert result.returncode == 1
   assert f'{folder} is not a SavedModel directory' in result.stderr
+
+
+def test_output_names_round_trip():
+  paths = separate.output_paths('out/sub', 'take_source3_final', 12)
+  assert [separate.parse_output_name(p) for p in paths] == [
+      ('take_source3_final', i) for i in range(12)]
+  for other in ('out/x_source.wav', 'out/x_source1.flac', 'out/x_sourceA.wav', 'out/x.wav'):
+    assert separate.parse_output_name(other) is None

@@ -231,9 +231,9 @@ class OutputRecord:
       self.refresh(name)
 
   def owns(self, path: str) -> bool:
-    match = _OUTPUT_NAME.fullmatch(os.path.basename(path))
-    if match:
-      self._load(match.group(1))
+    parsed = parse_output_name(path)
+    if parsed:
+      self._load(parsed[0])
     return self._record.owns(self._relative(path))
 
   def outputs_of(self, stem: str) -> List[str]:
@@ -299,8 +299,14 @@ class OutputRecord:
     self._record.save()
 
 
-# `<stem>_source<i>.wav`, the name of an output.
-_OUTPUT_NAME = re.compile(r'(.*)_source\d+\.wav')
+# `<stem>_source<i>.wav`, the name of an output (`output_paths` writes them).
+_OUTPUT_NAME = re.compile(r'(.*)_source(\d+)\.wav')
+
+
+def parse_output_name(path: str) -> Optional[Tuple[str, int]]:
+  """`(stem, i)` of an output `.../<stem>_source<i>.wav`; None for any other name."""
+  match = _OUTPUT_NAME.fullmatch(os.path.basename(path))
+  return (match.group(1), int(match.group(2))) if match else None
 
 
 class Records:

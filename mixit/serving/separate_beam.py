@@ -139,8 +139,8 @@ class SeparateFn(beam.DoFn):
 
 
 def _source_index(output: str) -> int:
-  match = re.search(r'_source(\d+)\.wav$', output)
-  return int(match.group(1)) if match else -1
+  parsed = separate.parse_output_name(output)
+  return parsed[1] if parsed else -1
 
 
 def _count(name: str, value: int = 1) -> None:
