@@ -162,23 +162,13 @@ def _interleaved(calls, repeats):
   return times, cpu_times
 
 
-def _si_snr(estimate, reference):
-  """SI-SNR in dB (float64), one value per row."""
-  import numpy as np
-  estimate = np.asarray(estimate, np.float64)
-  reference = np.asarray(reference, np.float64)
-  scale = np.sum(estimate * reference, -1, keepdims=True) / np.sum(reference ** 2, -1,
-                                                                   keepdims=True)
-  target = scale * reference
-  return 10 * np.log10(np.sum(target ** 2, -1) / np.sum((estimate - target) ** 2, -1))
-
-
 def _worker_litert(args) -> dict:
   """The SavedModel and the `.tflite` files at one thread count: TF's intra- and inter-op
   threads and the interpreters' threads all `args.litert_threads`; calls interleaved."""
   import numpy as np
   import mixit  # noqa: F401
   import tensorflow as tf
+  from eval import metrics as eval_metrics
   from mixit.serving import litert
   from mixit.serving import separator as separator_lib
   threads = args.litert_threads
@@ -215,7 +205,7 @@ def _worker_litert(args) -> dict:
     else:
       energy = np.sum(float_output ** 2, -1)
       loud = energy > 1e-3 * np.max(energy)
-      entry['worst_si_snr'] = float(np.min(_si_snr(output[loud], float_output[loud])))
+      entry['worst_si_snr'] = float(np.min(eval_metrics.si_snr(float_output[loud], output[loud])))
   return result
 
 

@@ -35,20 +35,11 @@ _MAX_EXAMPLES = flags.DEFINE_integer('max_examples', 0, 'Score only this many (0
 flags.mark_flags_as_required(['model_dir', 'example_list', 'work_dir'])
 
 
-def _si_snr(reference, estimate):
-  reference = reference - reference.mean(-1, keepdims=True)
-  estimate = estimate - estimate.mean(-1, keepdims=True)
-  scale = np.sum(reference * estimate, -1, keepdims=True) / (
-      np.sum(reference ** 2, -1, keepdims=True) + 1e-12)
-  target = scale * reference
-  noise = estimate - target
-  return 10 * np.log10((np.sum(target ** 2, -1) + 1e-12) / (np.sum(noise ** 2, -1) + 1e-12))
-
-
 def main(argv):
   del argv
   from data_pipeline import fuss as fuss_data
   from eval import fuss as fuss_eval
+  from eval import metrics as eval_metrics
   from mixit.serving import export as export_lib
   from mixit.serving import litert
 
@@ -104,7 +95,7 @@ def main(argv):
     if name == 'float32':
       agreement = '-'
     else:
-      snr = np.concatenate([_si_snr(f.astype(np.float64), q.astype(np.float64)).reshape(-1)
+      snr = np.concatenate([eval_metrics.si_snr(f, q).reshape(-1)
                             for f, q in zip(outputs['float32'], outputs[name])])
       snr = snr[np.isfinite(snr)]
       agreement = f'{snr.min():.1f} / {np.median(snr):.1f}'

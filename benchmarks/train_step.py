@@ -63,6 +63,18 @@ def _time(fn, steps):
   return (time.perf_counter() - start) / steps
 
 
+def _step_seconds(network, method: str, batch) -> float:
+  """Seconds per full train step (a fresh trainer and Adam on `network`), after a warm-up."""
+  trainer = trainer_lib.build_trainer(network, mixit_method=method,
+                                      lambda_sparse=_LAMBDA_SPARSE.value,
+                                      lambda_cov=_LAMBDA_COV.value)
+  optimizer = trainer_lib.build_optimizer()
+  trainer.compile(optimizer=optimizer, jit_compile=_JIT.value)
+  optimizer.build(network.trainable_variables)
+  step = tf.function(trainer.train_step)
+  return _time(lambda: step(batch)['loss'], _STEPS.value)
+
+
 def _profiler_flops(function, batch_size, time_samples) -> int:
   """Float operations of one call of `function(mom)` counted by the TF profiler.
 
@@ -159,14 +171,7 @@ def main(argv):
 
     if _STEP_ONLY.value:
       for method in _METHODS.value:
-        trainer = trainer_lib.build_trainer(network, mixit_method=method,
-                                            lambda_sparse=_LAMBDA_SPARSE.value,
-                                            lambda_cov=_LAMBDA_COV.value)
-        optimizer = trainer_lib.build_optimizer()
-        trainer.compile(optimizer=optimizer, jit_compile=_JIT.value)
-        optimizer.build(network.trainable_variables)
-        step = tf.function(trainer.train_step)
-        step_seconds = _time(lambda step=step, batch=batch: step(batch)['loss'], _STEPS.value)
+        step_seconds = _step_seconds(network, method, batch)
         print(f'M={num_sources} {method}: {step_seconds:.2f} s/step, params {params}',
               flush=True)
       gin_config.parse([], [])
@@ -176,14 +181,7 @@ def main(argv):
     estimates = tf.constant(rng.standard_normal((batch_size, num_sources, time_samples))
                             .astype(np.float32))
     for method in _METHODS.value:
-      trainer = trainer_lib.build_trainer(network, mixit_method=method,
-                                          lambda_sparse=_LAMBDA_SPARSE.value,
-                                          lambda_cov=_LAMBDA_COV.value)
-      optimizer = trainer_lib.build_optimizer()
-      trainer.compile(optimizer=optimizer, jit_compile=_JIT.value)
-      optimizer.build(network.trainable_variables)
-      step = tf.function(trainer.train_step)
-      step_seconds = _time(lambda step=step, batch=batch: step(batch)['loss'], _STEPS.value)
+      step_seconds = _step_seconds(network, method, batch)
 
       @tf.function
       def loss_only(est, method=method, batch=batch):

@@ -34,6 +34,7 @@ from typing import Iterator, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from eval import metrics as eval_metrics
 from mixit import layers
 from mixit.serving import separator as separator_lib
 
@@ -430,17 +431,6 @@ def write(network, output_dir: str, window_seconds: float = DEFAULT_WINDOW_SECON
   return description
 
 
-def _si_snr_db(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
-  """SI-SNR (dB) of `estimate` against `reference`, over the last axis, in float64."""
-  reference = reference.astype(np.float64) - reference.mean(-1, keepdims=True)
-  estimate = estimate.astype(np.float64) - estimate.mean(-1, keepdims=True)
-  scale = (np.sum(reference * estimate, -1, keepdims=True)
-           / (np.sum(reference ** 2, -1, keepdims=True) + 1e-20))
-  target = scale * reference
-  return 10 * np.log10((np.sum(target ** 2, -1) + 1e-20)
-                       / (np.sum((estimate - target) ** 2, -1) + 1e-20))
-
-
 def compare_to_float(float_path: str, quantized_path: str, threads: int = 2,
                      calls: int = 3) -> dict:
   """The quantised model against the float one on one seeded test window, for the model card.
@@ -462,7 +452,7 @@ def compare_to_float(float_path: str, quantized_path: str, threads: int = 2,
       start = time.perf_counter()
       outputs[key] = run_window(runner, mixture)
       seconds[key].append(time.perf_counter() - start)
-  snr = _si_snr_db(outputs['float32'], outputs['quantized'])
+  snr = eval_metrics.si_snr(outputs['float32'], outputs['quantized'])
   snr = snr[np.isfinite(snr)]
   return {'input': 'seeded noise, one window', 'threads': threads,
           'si_snr_vs_float_db': {'worst': round(float(snr.min()), 2),
